@@ -1,0 +1,212 @@
+"""The Python API: everything the command line does, as importable functions.
+
+Each function takes a corpus name (resolved through the catalog) and an optional data root, does
+its work, and returns a small result object; the CLI only formats those results.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corpuskit.build import BuildConfig, BuildResult, build_entry
+from corpuskit.catalog import Catalog, CorpusEntry
+from corpuskit.encode import latest_build
+from corpuskit.errors import CorpuskitError
+from corpuskit.fetch import FetchResult, fetch_entry
+from corpuskit.paths import clean_root, data_root, raw_dir, runs_root, tokens_root
+from corpuskit.shards import existing_manifest
+
+CatalogPaths = Sequence[str | os.PathLike[str]]
+
+
+def load_catalog(catalog: CatalogPaths = ()) -> Catalog:
+    """The built-in catalog plus user catalog files or folders."""
+    return Catalog.load(catalog)
+
+
+def list_corpora(catalog: CatalogPaths = (), **filters: Any) -> list[CorpusEntry]:
+    """Catalog entries, filtered by ``language``, ``domain``, ``source``, ``license``,
+    ``max_size`` (bytes) and free-text ``search``."""
+    return load_catalog(catalog).filter(**filters)
+
+
+def info(
+    name: str, *, data_dir: str | os.PathLike[str] | None = None, catalog: CatalogPaths = ()
+) -> dict[str, Any]:
+    """Everything the catalog knows about a corpus, plus what is on disk for it."""
+    entry = load_catalog(catalog).get(name)
+    root = data_root(data_dir)
+    raw = existing_manifest(raw_dir(root, name))
+    local: dict[str, Any] = {"fetched": raw is not None, "raw_dir": str(raw_dir(root, name))}
+    if raw is not None:
+        local["raw"] = {
+            "fingerprint": raw["fingerprint"],
+            "splits": raw["splits"],
+            "shards": len(raw["shards"]),
+        }
+    local["clean_builds"] = _artifacts(clean_root(root, name))
+    local["token_builds"] = _artifacts(tokens_root(root, name))
+    return {**entry.model_dump(mode="json"), "origin": entry.origin, "local": local}
+
+
+def _artifacts(base: Path) -> list[str]:
+    if not base.is_dir():
+        return []
+    return sorted(
+        str(p)
+        for p in base.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and existing_manifest(p) is not None
+    )
+
+
+def fetch(
+    name: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+    catalog: CatalogPaths = (),
+) -> FetchResult:
+    """Fetch a corpus into ``<data>/raw/<name>/`` (does nothing when already up to date)."""
+    entry = load_catalog(catalog).get(name)
+    return fetch_entry(entry, data_root(data_dir), force=force, progress=progress)
+
+
+def build(
+    name: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    catalog: CatalogPaths = (),
+    fetch_missing: bool = True,
+    **config: Any,
+) -> BuildResult:
+    """Clean, deduplicate, tokenize and pack a corpus; ``config`` fields are ``BuildConfig``'s.
+
+    The entry's own ``recipe`` gives defaults; explicit arguments override it.
+    """
+    entry = load_catalog(catalog).get(name)
+    root = data_root(data_dir)
+    known = set(BuildConfig.__dataclass_fields__)
+    settings = {**entry.recipe, **{k: v for k, v in config.items() if v is not None}}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise CorpuskitError(
+            f"unknown build option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    if fetch_missing and existing_manifest(raw_dir(root, name)) is None:
+        fetch_entry(entry, root, progress=progress)
+    return build_entry(entry, root, BuildConfig(**settings), progress=progress)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    build_dir: Path
+    eval: dict[str, Any] = field(repr=False)
+
+
+def resolve_build(name_or_path: str, root: Path) -> Path:
+    """A token build from a corpus name (its newest build) or a build folder's path."""
+    path = Path(name_or_path)
+    if (path / "meta.json").is_file():
+        return path
+    return latest_build(root, name_or_path)
+
+
+def _new_run_dir(root: Path, base: str) -> Path:
+    """A fresh run folder: ``base``, or ``base-2``, ``base-3``… so no run is ever overwritten."""
+    runs = runs_root(root)
+    runs.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        candidate = runs / (base if n == 1 else f"{base}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise CorpuskitError(f"too many runs named {base!r} under {runs}; pass --run-name")
+
+
+def train(
+    corpus: str,
+    *,
+    model: str = "gpt",
+    preset: str = "tiny",
+    data_dir: str | os.PathLike[str] | None = None,
+    run_name: str | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    progress: bool = True,
+    log: Any = print,
+) -> TrainResult:
+    """Train a language model on a corpus's newest token build (or a build folder)."""
+    from corpuskit.train import TrainConfig
+    from corpuskit.train import train as run_training
+
+    root = data_root(data_dir)
+    build_dir = resolve_build(corpus, root)
+    try:
+        config = TrainConfig.from_preset(
+            model, preset, config_file=config_file, overrides=list(overrides)
+        )
+    except ValueError as exc:
+        raise CorpuskitError(str(exc)) from None
+    base = run_name or re.sub(r"[^A-Za-z0-9._-]+", "-", f"{build_dir.parent.name}-{model}-{preset}")
+    run_dir = _new_run_dir(root, base)
+    result = run_training(build_dir, run_dir, config, progress=progress, log=log)
+    _point_latest_run(root, run_dir)
+    return TrainResult(run_dir, build_dir, result)
+
+
+def _point_latest_run(root: Path, run_dir: Path) -> None:
+    latest = runs_root(root) / "LATEST"
+    tmp = latest.with_name(f".LATEST.tmp-{os.getpid()}")
+    tmp.write_text(run_dir.name + "\n", encoding="utf-8")
+    os.replace(tmp, latest)
+
+
+def resolve_run(run: str, root: Path) -> Path:
+    """A run folder from a path, a run name under ``<data>/runs``, or ``latest``."""
+    path = Path(run)
+    if (path / "config.yaml").is_file():
+        return path
+    runs = runs_root(root)
+    if run == "latest":
+        try:
+            run = (runs / "LATEST").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise CorpuskitError("there is no run yet; train one with `corpuskit train`") from None
+    candidate = runs / run
+    if not (candidate / "config.yaml").is_file():
+        raise CorpuskitError(f"no run {run!r} under {runs}; `ls {runs}` shows the runs there")
+    return candidate
+
+
+def sample(
+    run: str,
+    prompt: str = "",
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    max_new_tokens: int = 200,
+    temperature: float = 0.8,
+    top_k: int | None = 50,
+    seed: int = 0,
+) -> str:
+    """Generate text from a trained run."""
+    from corpuskit.train import sample as run_sample
+
+    run_dir = resolve_run(run, data_root(data_dir))
+    return run_sample(
+        run_dir,
+        prompt,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        seed=seed,
+    )

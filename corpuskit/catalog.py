@@ -1,0 +1,310 @@
+"""The corpus catalog: typed entries loaded from YAML, searched and filtered.
+
+Catalog files are plain data. They are read with a safe YAML loader (nothing in a catalog can run
+code) and validated against the pydantic models below, so that a typo becomes an error naming the
+file, the line and the field instead of a surprise three steps later.
+
+Built-in catalog files live in the repository's ``catalog/`` folder; users add their own with
+``--catalog PATH`` or the ``CORPUSKIT_CATALOG`` environment variable (``os.pathsep``-separated
+files or folders).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from corpuskit.errors import CatalogError
+
+ENV_CATALOG = "CORPUSKIT_CATALOG"
+BUILTIN_CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalSource(_Strict):
+    """Text already on this machine: the interpreter's own files, or a user's folder."""
+
+    type: Literal["local"]
+    kind: Literal["python-stdlib", "python-docs", "files"]
+    path: str | None = None
+    globs: list[str] = Field(default_factory=lambda: ["**/*.txt"])
+
+
+class RemoteFile(_Strict):
+    """One downloadable file with the facts needed to verify it."""
+
+    url: str
+    sha256: str | None = None
+    bytes: int | None = None
+    path: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://", "file://", "hf://", "s3://", "gs://")):
+            raise ValueError(
+                f"unsupported URL {value!r}: use https://, hf://, s3://, gs:// or file://"
+            )
+        return value
+
+
+class HttpSource(_Strict):
+    type: Literal["http"]
+    files: list[RemoteFile]
+    mirrors: list[str] = Field(default_factory=list)
+
+
+class HfSource(_Strict):
+    type: Literal["hf"]
+    repo: str
+    revision: str
+    config: str | None = None
+    files: list[RemoteFile] = Field(default_factory=list)
+
+
+class KaggleSource(_Strict):
+    type: Literal["kaggle"]
+    dataset: str
+    version: int | None = None
+    files: list[str] = Field(default_factory=list)
+
+
+class GithubSource(_Strict):
+    type: Literal["github"]
+    repo: str
+    commit: str
+    globs: list[str] = Field(default_factory=lambda: ["**/*"])
+
+
+Source = Annotated[
+    LocalSource | HttpSource | HfSource | KaggleSource | GithubSource, Field(discriminator="type")
+]
+
+
+class Size(_Strict):
+    """What is known of a corpus's size; any field may be unknown."""
+
+    bytes: int | None = None
+    documents: int | None = None
+    tokens: int | None = None
+
+
+class CorpusEntry(_Strict):
+    """One corpus: the facts people choose by, and how to get it."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    title: str
+    description: str
+    homepage: str | None = None
+    license: str
+    languages: list[str]
+    domains: list[str]
+    size: Size = Field(default_factory=Size)
+    splits: list[str] = Field(default_factory=lambda: ["train"])
+    citation: str | None = None
+    source: Source
+    reader: Literal["text", "wikitext", "parquet", "jsonl", "csv", "code"] = "text"
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    origin: str | None = Field(default=None, exclude=True)
+
+    @property
+    def source_type(self) -> str:
+        return self.source.type
+
+    def summary(self) -> dict[str, Any]:
+        """The row `corpuskit list` shows."""
+        return {
+            "name": self.name,
+            "source": self.source.type,
+            "languages": ",".join(self.languages),
+            "domain": ",".join(self.domains),
+            "size_bytes": self.size.bytes,
+            "license": self.license,
+        }
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line of every mapping, for error messages."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    keys = [loader.construct_object(k) for k, _ in node.value]
+    duplicates = {k for k in keys if keys.count(k) > 1}
+    if duplicates:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"duplicate key {sorted(duplicates)[0]!r}", node.start_mark
+        )
+    mapping = loader.construct_mapping(node, deep=True)
+    lines = {
+        k: key_node.start_mark.line + 1
+        for key_node, _ in node.value
+        for k in [loader.construct_object(key_node)]
+    }
+    mapping["__lines__"] = lines
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_lines(v) for k, v in value.items() if k not in ("__lines__", "__line__")}
+    if isinstance(value, list):
+        return [_strip_lines(v) for v in value]
+    return value
+
+
+def _line_of(raw: Any, loc: Sequence[Any]) -> int | None:
+    """Walk a pydantic error location through the raw YAML to the nearest line we know."""
+    line = raw.get("__line__") if isinstance(raw, dict) else None
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            line = node.get("__lines__", {}).get(part, line)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            if isinstance(node, dict):
+                line = node.get("__line__", line)
+        else:
+            break
+    return line
+
+
+def load_file(path: Path) -> list[CorpusEntry]:
+    """Load and validate one catalog file; every problem is a CatalogError naming file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read catalog file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"{path}: catalog files must be UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CatalogError(f"{path}{where}: invalid YAML: {problem}") from None
+    if doc is None:
+        return []
+    if not isinstance(doc, dict) or not isinstance(doc.get("corpora"), list):
+        raise CatalogError(f"{path}:1: a catalog file is a mapping with a 'corpora:' list")
+    entries = []
+    for raw in doc["corpora"]:
+        if not isinstance(raw, dict):
+            raise CatalogError(f"{path}: each item under 'corpora:' must be a mapping")
+        try:
+            entry = CorpusEntry.model_validate({**_strip_lines(raw), "origin": str(path)})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and p in _SOURCE_TAGS)]
+            line = _line_of(raw, loc)
+            field = ".".join(str(p) for p in loc) or "entry"
+            name = raw.get("name", "?")
+            raise CatalogError(
+                f"{path}:{line}: corpus {name!r}, field '{field}': {err['msg']}"
+            ) from None
+        entries.append(entry)
+    return entries
+
+
+_SOURCE_TAGS = {"local", "http", "hf", "kaggle", "github"}
+
+
+def _catalog_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p).expanduser()
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CatalogError(f"catalog path {path} does not exist: pass a YAML file or a folder")
+    return files
+
+
+class Catalog:
+    """All known corpora, by name."""
+
+    def __init__(self, entries: Iterable[CorpusEntry]):
+        self._entries: dict[str, CorpusEntry] = {}
+        for entry in entries:
+            if entry.name in self._entries:
+                first = self._entries[entry.name].origin
+                raise CatalogError(
+                    f"{entry.origin}: corpus {entry.name!r} is already defined in {first}; "
+                    "rename one of them"
+                )
+            self._entries[entry.name] = entry
+
+    @classmethod
+    def load(cls, extra: Sequence[str | os.PathLike[str]] = ()) -> Catalog:
+        """The built-in catalog plus ``CORPUSKIT_CATALOG`` plus ``extra`` paths."""
+        sources: list[str | os.PathLike[str]] = []
+        if BUILTIN_CATALOG_DIR.is_dir():
+            sources.append(BUILTIN_CATALOG_DIR)
+        env = os.environ.get(ENV_CATALOG)
+        if env:
+            sources.extend(p for p in env.split(os.pathsep) if p)
+        sources.extend(extra)
+        entries: list[CorpusEntry] = []
+        for file in _catalog_files(sources):
+            entries.extend(load_file(file))
+        return cls(entries)
+
+    def __iter__(self):
+        return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, name: str) -> CorpusEntry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            close = [n for n in sorted(self._entries) if name.lower() in n or n in name.lower()]
+            hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
+            raise CatalogError(
+                f"unknown corpus {name!r}{hint}; `corpuskit list` shows the known ones"
+            ) from None
+
+    def filter(
+        self,
+        *,
+        language: str | None = None,
+        domain: str | None = None,
+        source: str | None = None,
+        license: str | None = None,
+        max_size: int | None = None,
+        search: str | None = None,
+    ) -> list[CorpusEntry]:
+        """Entries matching every given criterion (case-insensitive)."""
+        out = []
+        for e in self:
+            if language and language.lower() not in [x.lower() for x in e.languages]:
+                continue
+            if domain and domain.lower() not in [x.lower() for x in e.domains]:
+                continue
+            if source and source.lower() != e.source.type:
+                continue
+            if license and license.lower() not in e.license.lower():
+                continue
+            if max_size is not None and (e.size.bytes is None or e.size.bytes > max_size):
+                continue
+            if search:
+                hay = " ".join([e.name, e.title, e.description, *e.domains]).lower()
+                if search.lower() not in hay:
+                    continue
+            out.append(e)
+        return out

@@ -1,0 +1,334 @@
+"""The ``corpuskit`` command line: parse, call ``corpuskit.api``, print. Nothing else lives here.
+
+Exit codes: 0 success, 1 a user error (one line on stderr, no traceback), 2 bad usage (click),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from corpuskit import __version__, api
+from corpuskit.errors import CorpuskitError
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for r in rows:
+        click.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+
+
+class Context:
+    def __init__(self, data_dir: str | None, catalog: tuple[str, ...], quiet: bool):
+        self.data_dir = data_dir
+        self.catalog = catalog
+        self.quiet = quiet
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="corpuskit")
+@click.option(
+    "--data-dir",
+    envvar="CORPUSKIT_HOME",
+    type=click.Path(file_okay=False),
+    help="Data root (default ./data, or $CORPUSKIT_HOME).",
+)
+@click.option(
+    "--catalog",
+    "catalog",
+    multiple=True,
+    type=click.Path(),
+    help="Extra catalog YAML file or folder (repeatable; also $CORPUSKIT_CATALOG).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars, only results and errors.")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: str | None, catalog: tuple[str, ...], quiet: bool) -> None:
+    """corpuskit: from an open corpus to a trained language model and its perplexity."""
+    ctx.obj = Context(data_dir, catalog, quiet)
+
+
+@cli.command("list")
+@click.option("--language", help="Only corpora in this language (e.g. en, ja, python).")
+@click.option("--domain", help="Only corpora of this domain (e.g. encyclopedia, code).")
+@click.option("--source", help="Only this source type: local, http, hf, kaggle, github.")
+@click.option("--license", "license_", help="Only licenses containing this text (e.g. cc-by).")
+@click.option("--max-size", type=int, help="Only corpora of at most this many bytes.")
+@click.option("--search", help="Free text searched in names, titles, descriptions.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def list_cmd(c: Context, language, domain, source, license_, max_size, search, as_json) -> None:
+    """List the corpora in the catalog."""
+    entries = api.list_corpora(
+        c.catalog,
+        language=language,
+        domain=domain,
+        source=source,
+        license=license_,
+        max_size=max_size,
+        search=search,
+    )
+    rows = [e.summary() for e in entries]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        r["size"] = human_bytes(r.pop("size_bytes"))
+    print_table(rows, ["name", "source", "languages", "domain", "size", "license"])
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def info(c: Context, name: str, as_json: bool) -> None:
+    """Show everything known about corpus NAME, and what is on disk for it."""
+    data = api.info(name, data_dir=c.data_dir, catalog=c.catalog)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{data['name']}: {data['title']}")
+    click.echo(f"  {data['description'].strip()}")
+    for key in ("homepage", "license", "languages", "domains", "splits", "reader"):
+        value = data.get(key)
+        if value:
+            shown = ", ".join(value) if isinstance(value, list) else value
+            click.echo(f"  {key + ':':<11} {shown}")
+    size = data["size"]
+    known = [
+        f"{human_bytes(size['bytes'])}" if size.get("bytes") else None,
+        f"{size['documents']:,} documents" if size.get("documents") else None,
+        f"{size['tokens']:,} tokens" if size.get("tokens") else None,
+    ]
+    click.echo(f"  {'size:':<11} {', '.join(k for k in known if k) or 'unknown'}")
+    click.echo(f"  {'source:':<11} {json.dumps(data['source'])}")
+    if data.get("citation"):
+        click.echo(f"  {'citation:':<11} {data['citation'].strip()}")
+    local = data["local"]
+    if local["fetched"]:
+        docs = sum(s["documents"] for s in local["raw"]["splits"].values())
+        nbytes = sum(s["bytes"] for s in local["raw"]["splits"].values())
+        click.echo(
+            f"  {'fetched:':<11} yes, {docs:,} documents, {human_bytes(nbytes)} "
+            f"in {local['raw_dir']}"
+        )
+    else:
+        click.echo(f"  {'fetched:':<11} no (`corpuskit fetch {name}`)")
+    for build in local["token_builds"]:
+        click.echo(f"  {'build:':<11} {build}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Fetch again even if up to date.")
+@pass_ctx
+def fetch(c: Context, name: str, force: bool) -> None:
+    """Fetch corpus NAME into Arrow shards under <data>/raw/NAME/."""
+    result = api.fetch(
+        name, data_dir=c.data_dir, force=force, progress=not c.quiet, catalog=c.catalog
+    )
+    state = "up to date, nothing to do" if result.skipped else "fetched"
+    click.echo(
+        f"{name}: {state}: {result.documents:,} documents, {human_bytes(result.bytes)}, "
+        f"{len(result.manifest['shards'])} shard(s) in {result.path}"
+    )
+    skipped = result.manifest.get("skipped") or {}
+    if skipped:
+        click.echo(f"  skipped: {', '.join(f'{k}={v}' for k, v in skipped.items())}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--tokenizer", help="spm-bpe:N, spm-unigram:N, byte, or a .model file [default: spm-bpe:4096]."
+)
+@click.option(
+    "--val-fraction",
+    type=float,
+    help="Share of documents for validation when the source has no splits [0.05].",
+)
+@click.option("--test-fraction", type=float, help="Share for a test split likewise [0].")
+@click.option(
+    "--normalization",
+    type=click.Choice(["NFC", "NFKC", "none"]),
+    help="Unicode normalization [NFC].",
+)
+@click.option(
+    "--code/--prose",
+    default=None,
+    help="Clean as code (keep indentation) or prose [from the catalog's domains].",
+)
+@click.option("--min-chars", type=int, help="Drop documents shorter than this [1].")
+@click.option("--max-chars", type=int, help="Drop documents longer than this [no limit].")
+@click.option("--dedup/--no-dedup", default=None, help="Exact-duplicate removal [on].")
+@click.option("--seed", type=int, help="Seed for splits and tokenizer sampling [0].")
+@click.option("--sentence-budget", type=int, help="Lines sampled to train sentencepiece [1000000].")
+@click.option("--workers", type=int, help="Worker processes and threads [all cores].")
+@pass_ctx
+def build(c: Context, name: str, **options: Any) -> None:
+    """Clean, deduplicate, tokenize and pack corpus NAME (fetching it first if needed)."""
+    result = api.build(
+        name, data_dir=c.data_dir, progress=not c.quiet, catalog=c.catalog, **options
+    )
+    if result.skipped:
+        click.echo(f"{name}: build up to date, nothing to do: {result.tokens_dir}")
+    else:
+        click.echo(f"{name}: built {result.tokens_dir}")
+    stats = result.clean_manifest["stats"]
+    for stage, st in stats.items():
+        dropped = ", ".join(f"{k}={v}" for k, v in st["dropped"].items()) or "none dropped"
+        changed = f", {st['changed']} changed" if st.get("changed") else ""
+        click.echo(
+            f"  {stage:<12} {st['documents_in']:>8,} -> {st['documents_out']:>8,} docs"
+            f"{changed}; {dropped}"
+        )
+    meta = result.meta
+    click.echo(
+        f"  tokenizer    {meta['tokenizer']['spec']} (vocab {meta['vocab_size']:,}, "
+        f"{meta['dtype']})"
+    )
+    for split, s in meta["splits"].items():
+        bpt = s["bytes"] / max(1, s["tokens"] - s["documents"])
+        click.echo(
+            f"  {split:<12} {s['documents']:>8,} docs {s['tokens']:>12,} tokens "
+            f"({bpt:.2f} bytes/token)"
+        )
+
+
+@cli.command()
+@click.argument("corpus")
+@click.option("--model", default="gpt", show_default=True, help="Model family.")
+@click.option("--preset", default="tiny", show_default=True, help="Model/training preset.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML training config (overrides the preset).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one setting, e.g. --set max_steps=500 (repeatable).",
+)
+@click.option("--max-steps", type=int, help="Shorthand for --set max_steps=N.")
+@click.option("--device", help="auto, cpu or cuda (shorthand for --set device=...).")
+@click.option("--seed", type=int, help="Shorthand for --set seed=N.")
+@click.option("--run-name", help="Run folder name under <data>/runs [corpus-model-preset].")
+@pass_ctx
+def train(
+    c: Context,
+    corpus: str,
+    model: str,
+    preset: str,
+    config_file: str | None,
+    overrides: tuple[str, ...],
+    max_steps: int | None,
+    device: str | None,
+    seed: int | None,
+    run_name: str | None,
+) -> None:
+    """Train a language model on CORPUS's newest token build (or a build folder)."""
+    sets = list(overrides)
+    for key, value in (("max_steps", max_steps), ("device", device), ("seed", seed)):
+        if value is not None:
+            sets.append(f"{key}={value}")
+    result = api.train(
+        corpus,
+        model=model,
+        preset=preset,
+        data_dir=c.data_dir,
+        run_name=run_name,
+        config_file=config_file,
+        overrides=sets,
+        progress=not c.quiet,
+        log=c.say,
+    )
+    ev = result.eval
+    click.echo(f"run {result.run_dir.name} saved in {result.run_dir}")
+    if "initial_val_loss" in ev:
+        click.echo(f"  val loss before training {ev['initial_val_loss']:.4f}")
+    for split in ("val", "test"):
+        if split in ev:
+            m = ev[split]
+            click.echo(
+                f"  {split:<5} loss {m['loss']:.4f}  perplexity {m['perplexity']:.2f}  "
+                f"accuracy {m.get('accuracy', float('nan')):.3f}  "
+                f"bits/byte {m.get('bits_per_byte', float('nan')):.3f}"
+            )
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--prompt", default="", help="Text to continue.")
+@click.option("--max-new-tokens", default=200, show_default=True, type=int)
+@click.option("--temperature", default=0.8, show_default=True, type=float)
+@click.option("--top-k", default=50, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@pass_ctx
+def sample(
+    c: Context,
+    run: str,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int,
+    seed: int,
+) -> None:
+    """Generate text from RUN (a run name, a run folder, or 'latest')."""
+    text = api.sample(
+        run,
+        prompt,
+        data_dir=c.data_dir,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        seed=seed,
+    )
+    click.echo(text)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit code 1."""
+    try:
+        cli.main(args=argv, prog_name="corpuskit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CorpuskitError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Tokenize and pack a cleaned artifact into ``data/tokens/<corpus>/<fp>/``.
+
+The tokenizer is trained on the cleaned train split only (so nothing of val or test leaks into
+it), then every split is encoded in batches with all cores and appended to its packed files.
+``tokens/<corpus>/LATEST`` names the newest build, which ``train`` uses by default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+from tqdm.auto import tqdm
+
+from corpuskit.catalog import CorpusEntry
+from corpuskit.errors import CorpuskitError
+from corpuskit.executors.local import resolve_workers
+from corpuskit.fetch import artifact_lock
+from corpuskit.pack import PackWriter, dtype_for, read_meta, write_meta
+from corpuskit.paths import tokens_root
+from corpuskit.shards import (
+    MANIFEST,
+    existing_manifest,
+    new_manifest,
+    read_batches,
+    read_manifest,
+    shard_paths,
+    staging_dir,
+    write_json_atomic,
+)
+from corpuskit.tokenizers import parse_spec, train_tokenizer
+
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def _train_lines(clean_dir: Path) -> Iterator[str]:
+    for path in shard_paths(clean_dir):
+        for batch in read_batches(path, ["text", "split"]):
+            for text, split in zip(
+                batch.column("text").to_pylist(), batch.column("split").to_pylist(), strict=True
+            ):
+                if split == "train":
+                    yield from (line for line in text.split("\n") if line.strip())
+
+
+def _split_batches(clean_dir: Path, split: str, docs: int = 512) -> Iterator[list[str]]:
+    pending: list[str] = []
+    for path in shard_paths(clean_dir):
+        for batch in read_batches(path, ["text", "split"]):
+            mask = pc.equal(batch.column("split"), split)
+            pending.extend(batch.filter(mask).column("text").to_pylist())
+            while len(pending) >= docs:
+                yield pending[:docs]
+                pending = pending[docs:]
+    if pending:
+        yield pending
+
+
+def build_tokens(
+    entry: CorpusEntry,
+    root: Path,
+    clean_dir: Path,
+    clean_manifest: dict[str, Any],
+    config: Any,
+    *,
+    progress: bool = True,
+) -> tuple[Path, dict[str, Any], bool]:
+    spec = parse_spec(config.tokenizer)
+    tok_config: dict[str, Any] = {
+        "tokenizer": spec.text,
+        "seed": config.seed,
+        "sentence_budget": config.sentence_budget,
+    }
+    if spec.path is not None:
+        tok_config["tokenizer_sha256"] = hashlib.sha256(spec.path.read_bytes()).hexdigest()
+    identity = new_manifest(
+        "tokens", entry.name, inputs={"clean": clean_manifest["fingerprint"]}, config=tok_config
+    )
+    target = tokens_root(root, entry.name) / identity["fingerprint"]
+    current = existing_manifest(target)
+    if current is not None:
+        _point_latest(target)
+        return target, read_meta(target), True
+    splits = [s for s in SPLIT_ORDER if s in clean_manifest["splits"]]
+    extra = sorted(set(clean_manifest["splits"]) - set(SPLIT_ORDER))
+    if "train" not in splits or "val" not in splits:
+        raise CorpuskitError(
+            f"{entry.name!r} needs a train and a val split after cleaning (has {splits + extra}); "
+            "raise --val-fraction or check the source's splits"
+        )
+    threads = resolve_workers(config.workers)
+    with artifact_lock(target), staging_dir(target) as tmp:
+        tokenizer = train_tokenizer(
+            spec,
+            _train_lines(clean_dir),
+            sentence_budget=config.sentence_budget,
+            seed=config.seed,
+            num_threads=threads,
+        )
+        dtype = dtype_for(tokenizer.vocab_size)
+        tokenizer_info = tokenizer.save(tmp)
+        split_meta = {}
+        for split in splits + extra:
+            writer = PackWriter(tmp, split, dtype, tokenizer.eos_id)
+            total = clean_manifest["splits"][split]["bytes"]
+            with tqdm(
+                total=total,
+                desc=f"tokenize {split}",
+                unit="B",
+                unit_scale=True,
+                disable=not progress,
+                leave=False,
+            ) as bar:
+                for texts in _split_batches(clean_dir, split):
+                    nbytes = sum(len(t.encode("utf-8")) for t in texts)
+                    writer.add(tokenizer.encode_batch(texts, num_threads=threads), nbytes)
+                    bar.update(nbytes)
+            split_meta[split] = writer.close()
+        meta = {
+            "format_version": 1,
+            "corpus": entry.name,
+            "fingerprint": identity["fingerprint"],
+            "clean_fingerprint": clean_manifest["fingerprint"],
+            "tokenizer": tokenizer_info,
+            "vocab_size": tokenizer.vocab_size,
+            "dtype": dtype.name,
+            "eos_id": tokenizer.eos_id,
+            "bos_id": tokenizer.bos_id,
+            "unk_id": tokenizer.unk_id,
+            "splits": split_meta,
+            "idx": "uint64 offsets of document starts plus the total; doc i = bin[idx[i]:idx[i+1]]",
+        }
+        write_meta(tmp, meta)
+        write_json_atomic(tmp / MANIFEST, {**identity, "splits": split_meta})
+    _point_latest(target)
+    return target, meta, False
+
+
+def _point_latest(target: Path) -> None:
+    """``tokens/<corpus>/LATEST`` names the newest build, which `train` uses by default."""
+    latest = target.parent / "LATEST"
+    tmp = latest.with_name(f".LATEST.tmp-{os.getpid()}")
+    tmp.write_text(target.name + "\n", encoding="utf-8")
+    os.replace(tmp, latest)
+
+
+def latest_build(root: Path, corpus: str) -> Path:
+    base = tokens_root(root, corpus)
+    try:
+        name = (base / "LATEST").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise CorpuskitError(
+            f"corpus {corpus!r} has no token build; run `corpuskit build {corpus}` first"
+        ) from None
+    path = base / name
+    read_manifest(path)
+    return path

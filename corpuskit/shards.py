@@ -1,0 +1,240 @@
+"""Arrow document shards, manifests and fingerprints: the on-disk contract between steps.
+
+A shard is an Arrow IPC *file* (``part-00000.arrow``) of zstd-compressed record batches with at
+least ``id``, ``text`` (large_string), ``split`` and ``source`` columns; the IPC file format is the
+one that pyarrow, ``polars.scan_ipc`` and ``datasets.load_dataset("arrow", ...)`` all open.
+
+An artifact is a folder of shards plus ``manifest.json``. It is built in a temporary sibling
+folder and renamed into place, and the manifest is written last, so a folder with a manifest is
+complete and anything else is debris from an interrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from corpuskit import __version__
+from corpuskit.errors import CorpuskitError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+REQUIRED_COLUMNS = ("id", "text", "split", "source")
+_IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
+
+
+def fingerprint(payload: Mapping[str, Any]) -> str:
+    """A short, stable hash of a JSON-able mapping (key order does not matter)."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def document_schema(metadata_columns: Iterable[str] = ()) -> pa.Schema:
+    fields = [
+        pa.field("id", pa.string()),
+        pa.field("text", pa.large_string()),
+        pa.field("split", pa.string()),
+        pa.field("source", pa.string()),
+    ]
+    fields += [pa.field(name, pa.string()) for name in metadata_columns]
+    return pa.schema(fields)
+
+
+@dataclass
+class ShardInfo:
+    file: str
+    documents: int
+    bytes: int
+
+
+@dataclass
+class ShardWriter:
+    """Streams documents into numbered shard files of bounded size.
+
+    Memory stays bounded by ``batch_rows`` documents; a new part file starts once the current one
+    holds ``shard_bytes`` of text.
+    """
+
+    directory: Path
+    schema: pa.Schema
+    shard_bytes: int = 16 * 2**20
+    batch_rows: int = 1024
+    name_pattern: str = "part-{:05d}.arrow"
+    shards: list[ShardInfo] = field(default_factory=list)
+    split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    _rows: list[dict[str, Any]] = field(default_factory=list)
+    _writer: ipc.RecordBatchFileWriter | None = None
+    _current: ShardInfo | None = None
+
+    def write(self, doc: Mapping[str, Any]) -> None:
+        self._rows.append(dict(doc))
+        if len(self._rows) >= self.batch_rows:
+            self._flush_rows()
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Append an already-built batch (columns must match the schema)."""
+        if self._rows:
+            self._flush_rows()
+        if batch.num_rows:
+            self._append(batch.select(self.schema.names).cast(self.schema))
+
+    def _flush_rows(self) -> None:
+        rows, self._rows = self._rows, []
+        columns = {name: [r.get(name) for r in rows] for name in self.schema.names}
+        self._append(pa.RecordBatch.from_pydict(columns, schema=self.schema))
+
+    def _append(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            name = self.name_pattern.format(len(self.shards))
+            self._current = ShardInfo(name, 0, 0)
+            self._writer = ipc.new_file(self.directory / name, self.schema, options=_IPC_OPTIONS)
+        assert self._current is not None
+        self._writer.write_batch(batch)
+        text_bytes = _utf8_bytes(batch.column("text"))
+        self._current.documents += batch.num_rows
+        self._current.bytes += text_bytes
+        for split, docs, nbytes in _split_counts(batch):
+            counts = self.split_counts.setdefault(split, {"documents": 0, "bytes": 0})
+            counts["documents"] += docs
+            counts["bytes"] += nbytes
+        if self._current.bytes >= self.shard_bytes:
+            self._close_part()
+
+    def _close_part(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            assert self._current is not None
+            self.shards.append(self._current)
+            self._writer, self._current = None, None
+
+    def close(self) -> list[ShardInfo]:
+        if self._rows:
+            self._flush_rows()
+        self._close_part()
+        return self.shards
+
+
+def _utf8_bytes(column: pa.Array | pa.ChunkedArray) -> int:
+    import pyarrow.compute as pc
+
+    total = pc.sum(pc.binary_length(column)).as_py()
+    return int(total or 0)
+
+
+def _split_counts(batch: pa.RecordBatch) -> Iterator[tuple[str, int, int]]:
+    import pyarrow.compute as pc
+
+    table = pa.Table.from_batches([batch]).select(["split", "text"])
+    table = table.append_column("n", pc.binary_length(table.column("text")))
+    grouped = table.group_by("split").aggregate([("n", "count"), ("n", "sum")])
+    for row in grouped.to_pylist():
+        yield row["split"], int(row["n_count"]), int(row["n_sum"] or 0)
+
+
+def read_batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream the record batches of one shard (memory-mapped, nothing read twice)."""
+    with pa.memory_map(str(path), "r") as source:
+        reader = ipc.open_file(source)
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            yield batch.select(columns) if columns else batch
+
+
+def shard_paths(directory: Path, manifest: Mapping[str, Any] | None = None) -> list[Path]:
+    manifest = manifest or read_manifest(directory)
+    return [directory / s["file"] for s in manifest["shards"]]
+
+
+def iter_documents(
+    directory: Path, columns: list[str] | None = None, split: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Documents of a complete artifact, in shard order."""
+    for path in shard_paths(directory):
+        for batch in read_batches(path, columns):
+            for row in batch.to_pylist():
+                if split is None or row.get("split") == split:
+                    yield row
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CorpuskitError(f"{directory} is not a complete artifact (no {MANIFEST})") from None
+    except json.JSONDecodeError as exc:
+        raise CorpuskitError(
+            f"{path} is corrupt ({exc.msg}); delete the folder and rerun"
+        ) from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CorpuskitError(
+            f"{path} has format_version {manifest.get('format_version')!r}, this corpuskit reads "
+            f"{FORMAT_VERSION}; rebuild it with this version"
+        )
+    return manifest
+
+
+def existing_manifest(directory: Path) -> dict[str, Any] | None:
+    """The manifest of a complete artifact, or None when there is none (or it is unreadable)."""
+    try:
+        return read_manifest(directory)
+    except CorpuskitError:
+        return None
+
+
+def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def new_manifest(
+    kind: str,
+    corpus: str,
+    *,
+    inputs: Mapping[str, Any],
+    config: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The identity part of a manifest; its fingerprint names the artifact."""
+    identity = {
+        "kind": kind,
+        "corpus": corpus,
+        "inputs": dict(inputs),
+        "config": dict(config),
+        "code_version": __version__,
+    }
+    return {"format_version": FORMAT_VERSION, **identity, "fingerprint": fingerprint(identity)}
+
+
+@contextlib.contextmanager
+def staging_dir(final: Path) -> Iterator[Path]:
+    """A temporary sibling of ``final`` that replaces it only if the block succeeds.
+
+    The old artifact (if any) stays intact until the new one is complete; on any error the
+    temporary folder is removed and nothing half-written is left under the final name.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,176 @@
+"""Corpora that are already on this machine, so the default job needs no network.
+
+``python-stdlib`` is the running interpreter's standard-library source (one document per module
+file). ``python-docs`` is the English prose of the interpreter's own documentation: the
+``pydoc_data`` help topics plus the docstrings of every standard-library module, read with ``ast``
+(no module is imported, so nothing is executed). ``files`` reads a user's folder of text files.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import sys
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from corpuskit.catalog import CorpusEntry, LocalSource
+from corpuskit.errors import CorpuskitError
+
+# Test suites and vendored third-party trees are not the standard library's prose or code.
+_EXCLUDED_PARTS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
+
+
+def stdlib_dir() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def _stdlib_files() -> list[Path]:
+    root = stdlib_dir()
+    files = [
+        p for p in root.rglob("*.py") if not (_EXCLUDED_PARTS & set(p.relative_to(root).parts[:-1]))
+    ]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _module_name(rel: Path) -> str:
+    parts = list(rel.with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _user_files(source: LocalSource) -> tuple[Path, list[Path]]:
+    if not source.path:
+        raise CorpuskitError("a local 'files' source needs a 'path:' to a folder of text files")
+    root = Path(source.path).expanduser()
+    if not root.is_dir():
+        raise CorpuskitError(
+            f"local corpus folder {root} does not exist; fix 'path:' in the catalog"
+        )
+    files = {p for g in source.globs for p in root.glob(g) if p.is_file()}
+    return root, sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _listing(files: list[Path], root: Path) -> str:
+    """Names, sizes and modification times: cheap to compute, changes when any input changes."""
+    h = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def input_fingerprint(entry: CorpusEntry) -> dict[str, Any]:
+    """What the fetched shards depend on, without reading any file's content."""
+    source = entry.source
+    assert isinstance(source, LocalSource)
+    if source.kind == "files":
+        root, files = _user_files(source)
+        return {"root": str(root.resolve()), "files": len(files), "listing": _listing(files, root)}
+    files = _stdlib_files()
+    return {
+        "python": sys.version.split()[0],
+        "stdlib": str(stdlib_dir()),
+        "files": len(files),
+        "listing": _listing(files, stdlib_dir()),
+    }
+
+
+def metadata_columns(entry: CorpusEntry) -> list[str]:
+    source = entry.source
+    assert isinstance(source, LocalSource)
+    if source.kind == "files":
+        return ["path"]
+    if source.kind == "python-docs":
+        return ["title", "kind"]
+    return ["path", "module", "language"]
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def iter_documents(entry: CorpusEntry) -> Iterator[dict[str, Any]]:
+    """Documents in a stable order; an undecodable file comes with a ``None`` text."""
+    source = entry.source
+    assert isinstance(source, LocalSource)
+    if source.kind == "python-stdlib":
+        root = stdlib_dir()
+        for path in _stdlib_files():
+            rel = path.relative_to(root)
+            module = _module_name(rel)
+            yield {
+                "id": f"{entry.name}/{module}",
+                "text": _read_text(path),
+                "split": "train",
+                "source": f"python-stdlib:{rel.as_posix()}",
+                "path": rel.as_posix(),
+                "module": module,
+                "language": "python",
+            }
+    elif source.kind == "python-docs":
+        yield from _python_docs(entry)
+    else:
+        root, files = _user_files(source)
+        for path in files:
+            rel = path.relative_to(root).as_posix()
+            yield {
+                "id": f"{entry.name}/{rel}",
+                "text": _read_text(path),
+                "split": "train",
+                "source": f"file:{rel}",
+                "path": rel,
+            }
+
+
+def _python_docs(entry: CorpusEntry) -> Iterator[dict[str, Any]]:
+    from pydoc_data import topics
+
+    for key in sorted(topics.topics):
+        yield {
+            "id": f"{entry.name}/topic/{key}",
+            "text": topics.topics[key],
+            "split": "train",
+            "source": "pydoc_data.topics",
+            "title": key,
+            "kind": "topic",
+        }
+    root = stdlib_dir()
+    for path in _stdlib_files():
+        rel = path.relative_to(root)
+        module = _module_name(rel)
+        code = _read_text(path)
+        text = _docstrings(module, code) if code else None
+        if text:
+            yield {
+                "id": f"{entry.name}/module/{module}",
+                "text": text,
+                "split": "train",
+                "source": f"python-stdlib:{rel.as_posix()}",
+                "title": module,
+                "kind": "docstrings",
+            }
+
+
+def _docstrings(module: str, code: str) -> str | None:
+    """A module's docstrings as one prose document: module first, then classes and functions."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+    parts: list[str] = []
+    doc = ast.get_docstring(tree)
+    if doc:
+        parts.append(f"{module}\n\n{doc}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            doc = ast.get_docstring(node)
+            if doc and not node.name.startswith("_"):
+                parts.append(f"{node.name}\n\n{doc}")
+    return "\n\n".join(parts) if parts else None

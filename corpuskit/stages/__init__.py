@@ -1,0 +1,1 @@
+"""Build stages: pure functions over Arrow record batches (see ``base.py`` for the contract)."""

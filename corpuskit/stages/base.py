@@ -1,0 +1,80 @@
+"""The stage contract: one record batch in, one record batch out, drops counted with reasons.
+
+Stages never know which executor runs them, and executors never know what a stage does. A
+stage's statistics are plain counters so that results from many workers add up in any order.
+Global stages (deduplication, decontamination) are split into explicit phases by the build so
+that each phase can run where the executor likes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+@dataclass
+class StageStats:
+    """What one stage saw, changed and dropped (summable across batches and workers)."""
+
+    documents_in: int = 0
+    documents_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    changed: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: StageStats) -> StageStats:
+        self.documents_in += other.documents_in
+        self.documents_out += other.documents_out
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+        self.changed += other.changed
+        self.dropped.update(other.dropped)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "documents_in": self.documents_in,
+            "documents_out": self.documents_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "changed": self.changed,
+            "dropped": dict(sorted(self.dropped.items())),
+        }
+
+
+class Stage(Protocol):
+    """A per-batch step. ``name`` keys its statistics; ``config`` goes into fingerprints."""
+
+    name: str
+
+    def config(self) -> dict[str, Any]: ...
+
+    def __call__(self, batch: pa.RecordBatch, stats: StageStats) -> pa.RecordBatch: ...
+
+
+def text_bytes(batch: pa.RecordBatch) -> int:
+    return int(pc.sum(pc.binary_length(batch.column("text"))).as_py() or 0)
+
+
+def run_stage(stage: Stage, batch: pa.RecordBatch, stats: StageStats) -> pa.RecordBatch:
+    """Apply a stage and account for documents and bytes on both sides."""
+    stats.documents_in += batch.num_rows
+    stats.bytes_in += text_bytes(batch)
+    out = stage(batch, stats)
+    stats.documents_out += out.num_rows
+    stats.bytes_out += text_bytes(out)
+    return out
+
+
+def drop_where(batch: pa.RecordBatch, reasons: pa.Array, stats: StageStats) -> pa.RecordBatch:
+    """Drop rows whose reason is non-null, counting each reason."""
+    mask = pc.is_null(reasons)
+    counts = pc.value_counts(pc.drop_null(reasons))
+    for item in counts.to_pylist():
+        stats.dropped[item["values"]] += item["counts"]
+    return batch.filter(mask)

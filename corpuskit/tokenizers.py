@@ -1,0 +1,214 @@
+"""Tokenizers behind one small interface, chosen by a spec string.
+
+Specs: ``spm-bpe:N`` and ``spm-unigram:N`` (sentencepiece trained on the cleaned train split),
+``byte`` (UTF-8 bytes, vocabulary 256 plus EOS), or a path to an existing sentencepiece ``.model``.
+
+Sentencepiece is set up for exact round trips: identity normalization, no dummy prefix, whitespace
+kept as is (runs of indentation become pieces), newline and tab as their own pieces, and byte
+fallback so that no character ever becomes unknown. Decoding the ids of a document gives back the
+cleaned document byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from corpuskit.errors import CorpuskitError
+
+SPEC_HELP = "use spm-bpe:N, spm-unigram:N, byte, or a path to a sentencepiece .model file"
+_SPM_SPEC = re.compile(r"^spm-(bpe|unigram):(\d+)$")
+
+
+class Tokenizer(Protocol):
+    """What the packer and the trainer need from any tokenizer."""
+
+    spec: str
+    vocab_size: int
+    eos_id: int
+    bos_id: int | None
+    unk_id: int | None
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]: ...
+
+    def decode(self, ids: Iterable[int]) -> str: ...
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Write the files needed to reload it; return the ``tokenizer`` part of meta.json."""
+        ...
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """A parsed ``--tokenizer`` value."""
+
+    kind: str  # "spm", "spm-file" or "byte"
+    model_type: str | None = None
+    vocab_size: int | None = None
+    path: Path | None = None
+    text: str = ""
+
+    @property
+    def needs_training(self) -> bool:
+        return self.kind == "spm"
+
+
+def parse_spec(spec: str) -> TokenizerSpec:
+    """Parse a tokenizer spec, or raise a one-line error that lists the accepted forms."""
+    spec = spec.strip()
+    match = _SPM_SPEC.match(spec)
+    if match:
+        vocab = int(match.group(2))
+        if not 260 <= vocab <= 1_000_000:
+            raise CorpuskitError(f"tokenizer {spec!r}: vocabulary must be 260..1000000")
+        return TokenizerSpec("spm", match.group(1), vocab, text=spec)
+    if spec == "byte":
+        return TokenizerSpec("byte", vocab_size=257, text=spec)
+    if spec.endswith(".model"):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise CorpuskitError(f"tokenizer model {path} does not exist; {SPEC_HELP}")
+        return TokenizerSpec("spm-file", path=path.resolve(), text=spec)
+    raise CorpuskitError(f"unknown tokenizer {spec!r}; {SPEC_HELP}")
+
+
+class SentencePieceTokenizer:
+    """A sentencepiece model held in memory (its serialized bytes are the saved file)."""
+
+    def __init__(self, model_proto: bytes, spec: str):
+        import sentencepiece as spm
+
+        self.spec = spec
+        self.model_proto = model_proto
+        self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.vocab_size = self._sp.get_piece_size()
+        eos = self._sp.eos_id()
+        if eos < 0:
+            raise CorpuskitError(f"sentencepiece model {spec!r} has no EOS piece; retrain with one")
+        self.eos_id = eos
+        self.bos_id = self._sp.bos_id() if self._sp.bos_id() >= 0 else None
+        self.unk_id = self._sp.unk_id() if self._sp.unk_id() >= 0 else None
+
+    def encode(self, text: str) -> list[int]:
+        return self._sp.encode(text)
+
+    def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
+        return self._sp.encode(texts, num_threads=num_threads)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self._sp.decode([int(i) for i in ids])
+
+    def id_to_piece(self, i: int) -> str:
+        return self._sp.id_to_piece(i)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        (directory / "tokenizer.model").write_bytes(self.model_proto)
+        return {"spec": self.spec, "kind": "sentencepiece", "file": "tokenizer.model"}
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as ids 0..255 and EOS as 256: no training, no unknowns."""
+
+    spec = "byte"
+    vocab_size = 257
+    eos_id = 256
+    bos_id = None
+    unk_id = None
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
+        return [list(t.encode("utf-8")) for t in texts]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", errors="replace")
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        return {"spec": "byte", "kind": "byte", "file": None}
+
+
+def train_sentencepiece(
+    spec: TokenizerSpec,
+    lines: Iterator[str],
+    *,
+    sentence_budget: int = 1_000_000,
+    seed: int = 0,
+    num_threads: int = 1,
+) -> SentencePieceTokenizer:
+    """Train sentencepiece on lines of the train split (a seeded sample of ``sentence_budget``)."""
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.set_random_generator_seed(seed)
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=lines,
+            model_writer=model,
+            model_type=spec.model_type,
+            vocab_size=spec.vocab_size,
+            byte_fallback=True,
+            character_coverage=0.9995,
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            add_dummy_prefix=False,
+            allow_whitespace_only_pieces=True,
+            split_digits=True,
+            user_defined_symbols=["\n", "\t"],
+            input_sentence_size=sentence_budget,
+            shuffle_input_sentence=True,
+            max_sentence_length=16384,
+            num_threads=max(1, num_threads),
+            unk_id=0,
+            bos_id=-1,
+            eos_id=1,
+            pad_id=-1,
+            hard_vocab_limit=False,
+            minloglevel=2,
+        )
+    except RuntimeError as exc:
+        raise CorpuskitError(f"sentencepiece training failed for {spec.text!r}: {exc}") from None
+    return SentencePieceTokenizer(model.getvalue(), spec.text)
+
+
+def train_tokenizer(
+    spec: str | TokenizerSpec,
+    lines: Iterator[str],
+    *,
+    sentence_budget: int = 1_000_000,
+    seed: int = 0,
+    num_threads: int = 1,
+) -> Tokenizer:
+    """A ready tokenizer for ``spec``; ``lines`` (train-split text) is only read when training."""
+    parsed = parse_spec(spec) if isinstance(spec, str) else spec
+    if parsed.kind == "spm":
+        return train_sentencepiece(
+            parsed, lines, sentence_budget=sentence_budget, seed=seed, num_threads=num_threads
+        )
+    if parsed.kind == "spm-file":
+        assert parsed.path is not None
+        return SentencePieceTokenizer(parsed.path.read_bytes(), parsed.text)
+    return ByteTokenizer()
+
+
+def load_tokenizer(build_dir: str | Path) -> Tokenizer:
+    """The tokenizer a token build was made with (from its ``meta.json``)."""
+    import json
+
+    build_dir = Path(build_dir)
+    try:
+        meta = json.loads((build_dir / "meta.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CorpuskitError(f"{build_dir} is not a token build (no meta.json)") from None
+    info = meta["tokenizer"]
+    if info["kind"] == "sentencepiece":
+        return SentencePieceTokenizer((build_dir / info["file"]).read_bytes(), info["spec"])
+    if info["kind"] == "byte":
+        return ByteTokenizer()
+    raise CorpuskitError(f"{build_dir}: unknown tokenizer kind {info['kind']!r}")
