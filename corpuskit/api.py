@@ -99,9 +99,11 @@ def build(
         raise CorpuskitError(
             f"unknown build option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
+    build_config = BuildConfig(**settings)
+    build_config.validate()  # before any fetch: a typo should not cost a download
     if fetch_missing and existing_manifest(raw_dir(root, name)) is None:
         fetch_entry(entry, root, progress=progress)
-    return build_entry(entry, root, BuildConfig(**settings), progress=progress)
+    return build_entry(entry, root, build_config, progress=progress)
 
 
 @dataclass
@@ -199,9 +201,9 @@ def sample(
     seed: int = 0,
 ) -> str:
     """Generate text from a trained run."""
+    run_dir = resolve_run(run, data_root(data_dir))
     from corpuskit.train import sample as run_sample
 
-    run_dir = resolve_run(run, data_root(data_dir))
     return run_sample(
         run_dir,
         prompt,
