@@ -12,7 +12,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_API = ("list_corpora", "info", "fetch", "build", "train", "sample", "load_catalog")
+_API = (
+    "list_corpora", "info", "fetch", "build", "train", "sample", "inspect", "export",
+    "load_catalog",
+)
 
 
 def __getattr__(name: str):

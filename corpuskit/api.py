@@ -212,3 +212,22 @@ def sample(
         top_k=top_k,
         seed=seed,
     )
+
+
+def inspect(build: str, *, data_dir: str | os.PathLike[str] | None = None,
+            samples: int = 3) -> dict[str, Any]:
+    """Token counts, bytes per token, unknown rate, length histogram and decoded samples."""
+    from corpuskit.inspection import inspect_build
+
+    return inspect_build(resolve_build(build, data_root(data_dir)), samples=samples)
+
+
+def export(build: str, out: str | os.PathLike[str], *, to: str = "hf",
+           data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Path:
+    """Write a build's documents and token ids as Hugging Face datasets under ``out``."""
+    from corpuskit.export import export_hf
+
+    if to != "hf":
+        raise CorpuskitError(f"unknown export format {to!r}; supported: hf")
+    root = data_root(data_dir)
+    return export_hf(resolve_build(build, root), root, Path(out), overwrite=overwrite)

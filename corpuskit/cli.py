@@ -312,6 +312,47 @@ def sample(
     click.echo(text)
 
 
+@cli.command("inspect")
+@click.argument("build")
+@click.option("--samples", default=3, show_default=True, help="Documents to decode and show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def inspect_cmd(c: Context, build: str, samples: int, as_json: bool) -> None:
+    """Show what is in BUILD (a corpus name for its newest build, or a build folder)."""
+    report = api.inspect(build, data_dir=c.data_dir, samples=samples)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{report['build']}")
+    click.echo(f"  corpus {report['corpus']}, tokenizer {report['tokenizer']} "
+               f"(vocab {report['vocab_size']:,}, {report['dtype']})")
+    for split, s in report["splits"].items():
+        bpt = f"{s['bytes_per_token']:.2f}" if s["bytes_per_token"] else "?"
+        click.echo(f"  {split}: {s['documents']:,} documents, {s['tokens']:,} tokens, "
+                   f"{bpt} bytes/token, unknown {100 * s['unknown_rate']:.3f}%, "
+                   f"mean {s['mean_document_tokens']:.0f} tokens/document")
+        peak = max((b["documents"] for b in s["length_histogram"]), default=1) or 1
+        for b in s["length_histogram"]:
+            bar = "#" * round(30 * b["documents"] / peak)
+            click.echo(f"    {b['from']:>8,}-{b['to']:<8,} {b['documents']:>7,} {bar}")
+        for d in s["samples"]:
+            text = d["text"].replace("\n", "\\n")[:160]
+            click.echo(f"    doc {d['document']} ({d['tokens']} tokens): {text}")
+
+
+@cli.command()
+@click.argument("build")
+@click.option("--to", "to", type=click.Choice(["hf"]), default="hf", show_default=True,
+              help="Export format.")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT folder.")
+@pass_ctx
+def export(c: Context, build: str, to: str, out: str, overwrite: bool) -> None:
+    """Export BUILD's documents and token ids as Hugging Face datasets into OUT."""
+    path = api.export(build, out, to=to, data_dir=c.data_dir, overwrite=overwrite)
+    click.echo(f"exported to {path}: documents/ and tokens/ (datasets.load_from_disk)")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 1."""
     try:

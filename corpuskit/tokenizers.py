@@ -1,7 +1,11 @@
 """Tokenizers behind one small interface, chosen by a spec string.
 
 Specs: ``spm-bpe:N`` and ``spm-unigram:N`` (sentencepiece trained on the cleaned train split),
-``byte`` (UTF-8 bytes, vocabulary 256 plus EOS), or a path to an existing sentencepiece ``.model``.
+``word`` / ``word:N`` (the classic word-level setup: whitespace tokens of the train split, at most
+N of them, ``<unk>`` for the rest and ``<eos>`` at every line end), ``byte`` (UTF-8 bytes,
+vocabulary 256 plus EOS), ``char`` (the train split's characters, ``<unk>`` for unseen ones), a
+path to an existing sentencepiece ``.model``, or ``hf:path/to/tokenizer.json`` (Hugging Face
+``tokenizers``).
 
 Sentencepiece is set up for exact round trips: identity normalization, no dummy prefix, whitespace
 kept as is (runs of indentation become pieces), newline and tab as their own pieces, and byte
@@ -20,8 +24,14 @@ from typing import Any, Protocol
 
 from corpuskit.errors import CorpuskitError
 
-SPEC_HELP = "use spm-bpe:N, spm-unigram:N, byte, or a path to a sentencepiece .model file"
+SPEC_HELP = (
+    "use spm-bpe:N, spm-unigram:N, word, word:N, byte, char, a sentencepiece .model file, "
+    "or hf:path/to/tokenizer.json"
+)
 _SPM_SPEC = re.compile(r"^spm-(bpe|unigram):(\d+)$")
+_WORD_SPEC = re.compile(r"^word(?::(\d+))?$")
+UNK, EOS = "<unk>", "<eos>"
+EOS_CANDIDATES = ("<eos>", "</s>", "<|endoftext|>", "[SEP]", "<|end_of_text|>")
 
 
 class Tokenizer(Protocol):
@@ -48,7 +58,7 @@ class Tokenizer(Protocol):
 class TokenizerSpec:
     """A parsed ``--tokenizer`` value."""
 
-    kind: str  # "spm", "spm-file" or "byte"
+    kind: str  # "spm", "spm-file", "word", "char", "byte" or "hf"
     model_type: str | None = None
     vocab_size: int | None = None
     path: Path | None = None
@@ -56,7 +66,7 @@ class TokenizerSpec:
 
     @property
     def needs_training(self) -> bool:
-        return self.kind == "spm"
+        return self.kind in ("spm", "word", "char")
 
 
 def parse_spec(spec: str) -> TokenizerSpec:
@@ -70,6 +80,19 @@ def parse_spec(spec: str) -> TokenizerSpec:
         return TokenizerSpec("spm", match.group(1), vocab, text=spec)
     if spec == "byte":
         return TokenizerSpec("byte", vocab_size=257, text=spec)
+    if spec == "char":
+        return TokenizerSpec("char", text=spec)
+    match = _WORD_SPEC.match(spec)
+    if match:
+        limit = int(match.group(1)) if match.group(1) else None
+        if limit is not None and limit < 3:
+            raise CorpuskitError(f"tokenizer {spec!r}: a word vocabulary needs at least 3 entries")
+        return TokenizerSpec("word", vocab_size=limit, text=spec)
+    if spec.startswith("hf:"):
+        path = Path(spec[3:]).expanduser()
+        if not path.is_file():
+            raise CorpuskitError(f"tokenizer file {path} does not exist; {SPEC_HELP}")
+        return TokenizerSpec("hf", path=path.resolve(), text=spec)
     if spec.endswith(".model"):
         path = Path(spec).expanduser()
         if not path.is_file():
@@ -134,6 +157,127 @@ class ByteTokenizer:
         return {"spec": "byte", "kind": "byte", "file": None}
 
 
+class VocabTokenizer:
+    """Word- or character-level ids from a vocabulary list: ``<unk>`` is 0 and ``<eos>`` is 1.
+
+    Words are whitespace-separated tokens (WikiText is already tokenized that way); every line
+    end becomes ``<eos>``, so a document of L lines and W words is W + L tokens once the packer
+    adds the document's final EOS. A ``<unk>`` already in the text maps to the unknown id.
+    """
+
+    unk_id = 0
+    eos_id = 1
+    bos_id = None
+
+    def __init__(self, vocab: list[str], spec: str, level: str):
+        if vocab[:2] != [UNK, EOS]:
+            raise CorpuskitError(f"vocabulary for {spec!r} must start with {UNK} and {EOS}")
+        self.spec = spec
+        self.level = level
+        self.vocab = vocab
+        self.vocab_size = len(vocab)
+        self._ids = {w: i for i, w in enumerate(vocab)}
+
+    def _units(self, line: str) -> list[str]:
+        return line.split() if self.level == "word" else list(line)
+
+    def encode(self, text: str) -> list[int]:
+        get = self._ids.get
+        out: list[int] = []
+        lines = text.split("\n")
+        for n, line in enumerate(lines):
+            out.extend(get(u, 0) for u in self._units(line))
+            if n < len(lines) - 1:
+                out.append(self.eos_id)
+        return out
+
+    def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
+        return [self.encode(t) for t in texts]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        sep = " " if self.level == "word" else ""
+        lines: list[list[str]] = [[]]
+        for i in ids:
+            if i == self.eos_id:
+                lines.append([])
+            else:
+                lines[-1].append(self.vocab[int(i)])
+        return "\n".join(sep.join(line) for line in lines).rstrip("\n")
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        (directory / "vocab.txt").write_text("\n".join(self.vocab) + "\n", encoding="utf-8")
+        return {"spec": self.spec, "kind": self.level, "file": "vocab.txt"}
+
+    @classmethod
+    def load(cls, path: Path, spec: str, level: str) -> VocabTokenizer:
+        return cls(path.read_text(encoding="utf-8").split("\n")[:-1], spec, level)
+
+
+def train_vocab(spec: TokenizerSpec, lines: Iterator[str]) -> VocabTokenizer:
+    """Count units of the train split; most frequent first, ties in code-point order."""
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    if spec.kind == "word":
+        for line in lines:
+            counts.update(line.split())
+    else:
+        for line in lines:
+            counts.update(line)
+    counts.pop(UNK, None)
+    counts.pop(EOS, None)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if spec.vocab_size is not None:
+        ranked = ranked[: spec.vocab_size - 2]
+    return VocabTokenizer([UNK, EOS] + [w for w, _ in ranked], spec.text, spec.kind)
+
+
+class HFTokenizer:
+    """A Hugging Face ``tokenizers`` JSON file; its EOS is the first known end token it has."""
+
+    unk_id: int | None
+
+    def __init__(self, blob: bytes, spec: str):
+        from tokenizers import Tokenizer as _HF
+
+        self.spec = spec
+        self.blob = blob
+        try:
+            self._tok = _HF.from_str(blob.decode("utf-8"))
+        except Exception as exc:  # the library raises a bare Exception for bad files
+            raise CorpuskitError(f"{spec!r} is not a valid tokenizer.json: {exc}") from None
+        self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+        eos = next(
+            (
+                self._tok.token_to_id(t)
+                for t in EOS_CANDIDATES
+                if self._tok.token_to_id(t) is not None
+            ),
+            None,
+        )
+        if eos is None:
+            raise CorpuskitError(
+                f"{spec!r} has no end-of-text token ({', '.join(EOS_CANDIDATES)}); add one"
+            )
+        self.eos_id = eos
+        self.bos_id = None
+        self.unk_id = self._tok.token_to_id("<unk>") or self._tok.token_to_id("[UNK]")
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
+        # The Rust side parallelises batches itself (RAYON_NUM_THREADS bounds it).
+        return [e.ids for e in self._tok.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        (directory / "tokenizer.json").write_bytes(self.blob)
+        return {"spec": self.spec, "kind": "hf", "file": "tokenizer.json"}
+
+
 def train_sentencepiece(
     spec: TokenizerSpec,
     lines: Iterator[str],
@@ -194,6 +338,11 @@ def train_tokenizer(
     if parsed.kind == "spm-file":
         assert parsed.path is not None
         return SentencePieceTokenizer(parsed.path.read_bytes(), parsed.text)
+    if parsed.kind in ("word", "char"):
+        return train_vocab(parsed, lines)
+    if parsed.kind == "hf":
+        assert parsed.path is not None
+        return HFTokenizer(parsed.path.read_bytes(), parsed.text)
     return ByteTokenizer()
 
 
@@ -211,4 +360,8 @@ def load_tokenizer(build_dir: str | Path) -> Tokenizer:
         return SentencePieceTokenizer((build_dir / info["file"]).read_bytes(), info["spec"])
     if info["kind"] == "byte":
         return ByteTokenizer()
+    if info["kind"] in ("word", "char"):
+        return VocabTokenizer.load(build_dir / info["file"], info["spec"], info["kind"])
+    if info["kind"] == "hf":
+        return HFTokenizer((build_dir / info["file"]).read_bytes(), info["spec"])
     raise CorpuskitError(f"{build_dir}: unknown tokenizer kind {info['kind']!r}")

@@ -20,7 +20,8 @@ from corpuskit.shards import (
 
 
 def _write(directory: Path, n: int, shard_bytes: int = 1 << 20):
-    writer = ShardWriter(directory, document_schema(["path"]), shard_bytes=shard_bytes, batch_rows=7)
+    schema = document_schema(["path"])
+    writer = ShardWriter(directory, schema, shard_bytes=shard_bytes, batch_rows=7)
     for i in range(n):
         split = "val" if i % 5 == 0 else "train"
         writer.write({"id": f"c/{i}", "text": f"document {i} " * 10, "split": split,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,73 @@ def test_pack_round_trip(tmp_path_factory, docs: list[list[int]], batch: int) ->
     assert len(idx) == len(docs) + 1 and idx[-1] == len(ids)
     for i, doc in enumerate(docs):
         assert ids[idx[i] : idx[i + 1]].tolist() == [*doc, vocab - 1]
+
+
+def test_word_tokenizer_counts_one_eos_per_line() -> None:
+    from corpuskit.tokenizers import train_vocab
+
+    tok = train_vocab(parse_spec("word"), iter(["a b a", "c <unk> a"]))
+    assert tok.vocab[:3] == ["<unk>", "<eos>", "a"]
+    ids = tok.encode("a b\nzzz a")
+    assert ids == [2, tok.vocab.index("b"), 1, 0, 2]
+    assert tok.decode(ids) == "a b\n<unk> a"
+    capped = train_vocab(parse_spec("word:3"), iter(["a b a"]))
+    assert capped.vocab == ["<unk>", "<eos>", "a"] and capped.encode("b") == [0]
+
+
+def test_wikitext2_valid_word_level_token_count(tmp_path: Path) -> None:
+    from corpuskit.tokenizers import train_vocab
+
+    from .conftest import needs_shared
+
+    path = needs_shared("wikitext-2", "wiki.valid.tokens")
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")[:-1]
+    assert len(lines) == 3760
+    tok = train_vocab(parse_spec("word"), iter(lines))
+    writer = PackWriter(tmp_path, "val", dtype_for(tok.vocab_size), tok.eos_id)
+    writer.add([tok.encode("\n".join(lines))], text_bytes=len(text.encode()))
+    counts = writer.close()
+    # The published WikiText-2 validation size: whitespace words plus one <eos> per line.
+    assert counts["tokens"] == 217_646
+    ids, _ = open_split_after_meta(tmp_path, tok.vocab_size)
+    assert int((ids == tok.unk_id).sum()) == text.split().count("<unk>")
+
+
+def open_split_after_meta(directory: Path, vocab: int):
+    write_meta(directory, {"format_version": 1, "vocab_size": vocab,
+                           "dtype": dtype_for(vocab).name})
+    return open_split(directory, "val")
+
+
+def test_char_tokenizer_round_trip() -> None:
+    from corpuskit.tokenizers import train_vocab
+
+    tok = train_vocab(parse_spec("char"), iter(["hello world", "abc"]))
+    assert tok.decode(tok.encode("hello\nworld")) == "hello\nworld"
+    assert tok.encode("q") == [tok.unk_id]
+
+
+def test_hf_tokenizer_json(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from corpuskit.tokenizers import load_tokenizer
+
+    hf = Tokenizer(models.BPE(unk_token="<unk>"))
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    hf.train_from_iterator(make_documents(50), trainer=trainer)
+    path = tmp_path / "tokenizer.json"
+    hf.save(str(path))
+    tok = train_tokenizer(f"hf:{path}", iter([]))
+    assert tok.eos_id == hf.token_to_id("</s>")
+    batch = tok.encode_batch(["the river", "a stone"])
+    assert batch[0] == tok.encode("the river")
+    out = tmp_path / "build"
+    out.mkdir()
+    info = tok.save(out)
+    (out / "meta.json").write_text(json.dumps({"tokenizer": info}))
+    assert load_tokenizer(out).encode("the river") == batch[0]
+    with pytest.raises(CorpuskitError, match="does not exist"):
+        parse_spec("hf:/no/such/tokenizer.json")

@@ -1,0 +1,74 @@
+"""``export``: a build as a Hugging Face ``datasets`` dataset on disk.
+
+Two datasets are written side by side: ``documents/`` (the cleaned documents with their
+metadata, one split per build split) and ``tokens/`` (``input_ids`` per document, read from the
+packed files). Both load with ``datasets.load_from_disk``. Rows are generated in batches, so
+memory does not grow with the corpus.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from corpuskit.errors import CorpuskitError
+from corpuskit.pack import open_split, read_meta
+from corpuskit.paths import clean_root
+from corpuskit.shards import read_batches, shard_paths, staging_dir
+
+
+def _documents(clean_dir: Path, split: str) -> Iterator[dict[str, Any]]:
+    for path in shard_paths(clean_dir):
+        for batch in read_batches(path):
+            for row in batch.to_pylist():
+                if row["split"] == split:
+                    yield row
+
+
+def _token_rows(build_dir: Path, split: str) -> Iterator[dict[str, Any]]:
+    ids, idx = open_split(build_dir, split)
+    for i in range(len(idx) - 1):
+        yield {"input_ids": ids[int(idx[i]) : int(idx[i + 1])].astype("int64").tolist()}
+
+
+def export_hf(build_dir: Path, root: Path, out: Path, *, overwrite: bool = False) -> Path:
+    """Write ``out/documents`` and ``out/tokens`` as ``datasets.DatasetDict`` folders."""
+    import datasets
+
+    meta = read_meta(build_dir)
+    clean_dir = clean_root(root, meta["corpus"]) / meta["clean_fingerprint"]
+    if not (clean_dir / "manifest.json").is_file():
+        raise CorpuskitError(f"the cleaned documents of {build_dir} ({clean_dir}) are missing")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise CorpuskitError(f"{out} is not empty; choose another folder or pass --overwrite")
+    splits = list(meta["splits"])
+    cache = out.with_name(f".{out.name}.cache")
+    try:
+        with staging_dir(out) as tmp:
+            docs = datasets.DatasetDict(
+                {
+                    s: datasets.Dataset.from_generator(
+                        _documents,
+                        gen_kwargs={"clean_dir": clean_dir, "split": s},
+                        cache_dir=str(cache),
+                    )
+                    for s in splits
+                }
+            )
+            docs.save_to_disk(str(tmp / "documents"))
+            tokens = datasets.DatasetDict(
+                {
+                    s: datasets.Dataset.from_generator(
+                        _token_rows,
+                        gen_kwargs={"build_dir": build_dir, "split": s},
+                        cache_dir=str(cache),
+                    )
+                    for s in splits
+                }
+            )
+            tokens.save_to_disk(str(tmp / "tokens"))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return out
