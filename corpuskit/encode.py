@@ -32,7 +32,7 @@ from corpuskit.shards import (
     staging_dir,
     write_json_atomic,
 )
-from corpuskit.tokenizers import parse_spec, train_tokenizer
+from corpuskit.tokenizers import Tokenizer, parse_spec, train_tokenizer
 
 SPLIT_ORDER = ("train", "val", "test")
 
@@ -47,17 +47,48 @@ def _train_lines(clean_dir: Path) -> Iterator[str]:
                     yield from (line for line in text.split("\n") if line.strip())
 
 
-def _split_batches(clean_dir: Path, split: str, docs: int = 512) -> Iterator[list[str]]:
+def _split_batches(clean_dir: Path, split: str, docs: int = 512) -> Iterator[tuple[list[str], int]]:
+    """Texts of one split in batches of ``docs``, with their UTF-8 size (measured by Arrow)."""
     pending: list[str] = []
+    pending_bytes = 0
     for path in shard_paths(clean_dir):
         for batch in read_batches(path, ["text", "split"]):
-            mask = pc.equal(batch.column("split"), split)
-            pending.extend(batch.filter(mask).column("text").to_pylist())
-            while len(pending) >= docs:
-                yield pending[:docs]
-                pending = pending[docs:]
+            texts = batch.filter(pc.equal(batch.column("split"), split)).column("text")
+            lengths = pc.binary_length(texts).to_pylist()
+            for text, size in zip(texts.to_pylist(), lengths, strict=True):
+                pending.append(text)
+                pending_bytes += size
+                if len(pending) >= docs:
+                    yield pending, pending_bytes
+                    pending, pending_bytes = [], 0
     if pending:
-        yield pending
+        yield pending, pending_bytes
+
+
+def pack_split(
+    clean_dir: Path,
+    split: str,
+    tokenizer: Tokenizer,
+    out_dir: Path,
+    *,
+    threads: int,
+    total_bytes: int | None = None,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Encode one split of a cleaned artifact and append it to ``out_dir/<split>.bin/.idx``."""
+    writer = PackWriter(out_dir, split, dtype_for(tokenizer.vocab_size), tokenizer.eos_id)
+    with tqdm(
+        total=total_bytes,
+        desc=f"tokenize {split}",
+        unit="B",
+        unit_scale=True,
+        disable=not progress,
+        leave=False,
+    ) as bar:
+        for texts, nbytes in _split_batches(clean_dir, split):
+            writer.add(tokenizer.encode_batch(texts, num_threads=threads), nbytes)
+            bar.update(nbytes)
+    return writer.close()
 
 
 def build_tokens(
@@ -103,23 +134,18 @@ def build_tokens(
         )
         dtype = dtype_for(tokenizer.vocab_size)
         tokenizer_info = tokenizer.save(tmp)
-        split_meta = {}
-        for split in splits + extra:
-            writer = PackWriter(tmp, split, dtype, tokenizer.eos_id)
-            total = clean_manifest["splits"][split]["bytes"]
-            with tqdm(
-                total=total,
-                desc=f"tokenize {split}",
-                unit="B",
-                unit_scale=True,
-                disable=not progress,
-                leave=False,
-            ) as bar:
-                for texts in _split_batches(clean_dir, split):
-                    nbytes = sum(len(t.encode("utf-8")) for t in texts)
-                    writer.add(tokenizer.encode_batch(texts, num_threads=threads), nbytes)
-                    bar.update(nbytes)
-            split_meta[split] = writer.close()
+        split_meta = {
+            split: pack_split(
+                clean_dir,
+                split,
+                tokenizer,
+                tmp,
+                threads=threads,
+                total_bytes=clean_manifest["splits"][split]["bytes"],
+                progress=progress,
+            )
+            for split in splits + extra
+        }
         meta = {
             "format_version": 1,
             "corpus": entry.name,
