@@ -1,0 +1,1 @@
+"""Reproducible benchmarks; `python -m benchmarks.run` runs them and prints a table."""
