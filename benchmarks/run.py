@@ -12,7 +12,7 @@ import json
 import platform
 from pathlib import Path
 
-BENCHMARKS = ["tokenize_pack"]
+BENCHMARKS = ["tokenize_pack", "memory"]
 
 
 def main() -> None:
@@ -32,7 +32,11 @@ def main() -> None:
         print(f"{'contender':<32} {'seconds':>9} {'rate':>14} {'vs corpuskit':>13}")
         for r in results:
             rel = r.rate / ours.rate
-            print(f"{r.contender:<32} {r.seconds:>9.3f} {r.rate:>10.2f} {r.unit}/s {rel:>12.2f}x")
+            extra = "".join(f"  {k}={v:.1f}" for k, v in r.extra.items() if k.endswith("_mb"))
+            print(
+                f"{r.contender:<32} {r.seconds:>9.3f} {r.rate:>10.2f} {r.unit}/s "
+                f"{rel:>12.2f}x{extra}"
+            )
             records.append(
                 {
                     "benchmark": r.benchmark,

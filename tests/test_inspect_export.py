@@ -36,3 +36,26 @@ def test_inspect_and_export(data_dir: Path, tiny_corpus: str, tmp_path: Path) ->
     from corpuskit.tokenizers import load_tokenizer
 
     assert load_tokenizer(result.tokens_dir).decode(first[:-1]) == docs["train"][0]["text"]
+
+
+def test_nanogpt_style_trainer_reads_build_unchanged(data_dir: Path, tiny_corpus: str) -> None:
+    # What nanoGPT's train.py does: meta.pkl for vocab_size, np.memmap(uint16) + random windows.
+    import pickle
+
+    import numpy as np
+    import torch
+
+    build = api.build(tiny_corpus, progress=False).tokens_dir
+    with open(build / "meta.pkl", "rb") as fh:
+        vocab_size = pickle.load(fh)["vocab_size"]
+    block_size, batch_size = 16, 4
+    data = np.memmap(build / "train.bin", dtype=np.uint16, mode="r")
+    ix = torch.randint(
+        len(data) - block_size, (batch_size,), generator=torch.Generator().manual_seed(0)
+    )
+    x = torch.stack([torch.from_numpy(data[i : i + block_size].astype(np.int64)) for i in ix])
+    y = torch.stack(
+        [torch.from_numpy(data[i + 1 : i + 1 + block_size].astype(np.int64)) for i in ix]
+    )
+    assert x.shape == y.shape == (batch_size, block_size)
+    assert int(x.max()) < vocab_size and torch.equal(x[:, 1:], y[:, :-1])
