@@ -35,6 +35,9 @@ from corpuskit.shards import (
 from corpuskit.tokenizers import Tokenizer, parse_spec, train_tokenizer
 
 SPLIT_ORDER = ("train", "val", "test")
+# Sentencepiece's trainers sum floats across threads, so the model depends on the thread count.
+# A fixed count keeps builds byte-identical whatever --workers is (encoding has no such issue).
+SPM_TRAIN_THREADS = 8
 
 
 def _train_lines(clean_dir: Path) -> Iterator[str]:
@@ -130,7 +133,7 @@ def build_tokens(
             _train_lines(clean_dir),
             sentence_budget=config.sentence_budget,
             seed=config.seed,
-            num_threads=threads,
+            num_threads=SPM_TRAIN_THREADS,
         )
         dtype = dtype_for(tokenizer.vocab_size)
         tokenizer_info = tokenizer.save(tmp)

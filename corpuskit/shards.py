@@ -73,12 +73,17 @@ class ShardWriter:
     shards: list[ShardInfo] = field(default_factory=list)
     split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     _rows: list[dict[str, Any]] = field(default_factory=list)
+    _pending_bytes: int = 0
     _writer: ipc.RecordBatchFileWriter | None = None
     _current: ShardInfo | None = None
 
     def write(self, doc: Mapping[str, Any]) -> None:
         self._rows.append(dict(doc))
-        if len(self._rows) >= self.batch_rows:
+        self._pending_bytes += len(doc["text"])
+        # A batch ends at batch_rows documents or when it would fill the current part file, so
+        # memory is bounded by bytes as well as rows and small shard sizes are honoured.
+        room = self.shard_bytes - (self._current.bytes if self._current else 0)
+        if len(self._rows) >= self.batch_rows or self._pending_bytes >= min(room, 64 * 2**20):
             self._flush_rows()
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
@@ -90,6 +95,7 @@ class ShardWriter:
 
     def _flush_rows(self) -> None:
         rows, self._rows = self._rows, []
+        self._pending_bytes = 0
         columns = {name: [r.get(name) for r in rows] for name in self.schema.names}
         self._append(pa.RecordBatch.from_pydict(columns, schema=self.schema))
 
