@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,10 +71,23 @@ def fetch(
     force: bool = False,
     progress: bool = True,
     catalog: CatalogPaths = (),
+    mirror: str | None = None,
+    splits: Sequence[str] | None = None,
 ) -> FetchResult:
-    """Fetch a corpus into ``<data>/raw/<name>/`` (does nothing when already up to date)."""
+    """Fetch a corpus into ``<data>/raw/<name>/`` (does nothing when already up to date).
+
+    ``mirror`` (else ``CORPUSKIT_MIRROR``) is a base URL tried first for every file;
+    ``splits`` fetches only those splits.
+    """
     entry = load_catalog(catalog).get(name)
-    return fetch_entry(entry, data_root(data_dir), force=force, progress=progress)
+    return fetch_entry(
+        entry,
+        data_root(data_dir),
+        force=force,
+        progress=progress,
+        mirror=mirror,
+        splits=list(splits) if splits else None,
+    )
 
 
 def build(
@@ -84,26 +97,50 @@ def build(
     progress: bool = True,
     catalog: CatalogPaths = (),
     fetch_missing: bool = True,
+    recipe: str | os.PathLike[str] | None = None,
+    settings: Mapping[str, Any] | None = None,
     **config: Any,
 ) -> BuildResult:
-    """Clean, deduplicate, tokenize and pack a corpus; ``config`` fields are ``BuildConfig``'s.
+    """Clean, filter, deduplicate, tokenize and pack a corpus.
 
-    The entry's own ``recipe`` gives defaults; explicit arguments override it.
+    ``config`` fields are ``BuildConfig``'s. Precedence, lowest first: the entry's own
+    ``recipe``, the ``recipe`` file, ``settings`` (the CLI's ``--set``), explicit arguments.
     """
     entry = load_catalog(catalog).get(name)
     root = data_root(data_dir)
-    known = set(BuildConfig.__dataclass_fields__)
-    settings = {**entry.recipe, **{k: v for k, v in config.items() if v is not None}}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise CorpuskitError(
-            f"unknown build option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    build_config = BuildConfig(**settings)
-    build_config.validate()  # before any fetch: a typo should not cost a download
+    build_config = build_settings(entry, recipe, settings, config)
     if fetch_missing and existing_manifest(raw_dir(root, name)) is None:
         fetch_entry(entry, root, progress=progress)
     return build_entry(entry, root, build_config, progress=progress)
+
+
+def build_settings(
+    entry: CorpusEntry,
+    recipe: str | os.PathLike[str] | None,
+    settings: Mapping[str, Any] | None,
+    config: Mapping[str, Any],
+) -> BuildConfig:
+    """The resolved, validated build config (before any fetch: a typo costs no download)."""
+    from corpuskit.recipe import flatten, resolve
+
+    overrides = flatten(settings or {}, "--set")
+    overrides.update({k: v for k, v in config.items() if v is not None})
+    return resolve(entry, recipe, overrides)
+
+
+def build_plan(
+    name: str,
+    *,
+    catalog: CatalogPaths = (),
+    recipe: str | os.PathLike[str] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    **config: Any,
+) -> str:
+    """What ``build`` would do with these options, as text (``corpuskit build --dry-run``)."""
+    from corpuskit.recipe import format_plan
+
+    entry = load_catalog(catalog).get(name)
+    return format_plan(entry, build_settings(entry, recipe, settings, config))
 
 
 @dataclass

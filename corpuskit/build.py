@@ -1,24 +1,38 @@
-"""``build``: raw shards → cleaned, deduplicated shards → packed token files.
+"""``build``: raw shards → cleaned, filtered, deduplicated shards → packed token files.
 
 Phases, each an artifact with a manifest whose fingerprint names its folder:
 
-1. per shard, in worker processes: split assignment, ``clean``, ``length`` filter, and the
-   exact-duplicate key of every document (written to a staging shard);
-2. global: keep the first occurrence of every key, in shard-then-row order (deterministic);
-3. per shard: drop the duplicates and write ``data/clean/<corpus>/<fp>/part-*.arrow``;
+1. per shard, in worker processes: split assignment, ``clean``, the filters (``length``,
+   ``quality`` or ``code_quality``, ``repetition``, ``language``), and the inputs of the global
+   stages: exact-duplicate keys, MinHash signatures and LSH bucket keys, and the n-gram hashes
+   of val/test documents. All of it is written to disk per shard (Arrow, Parquet, ``.npy``);
+2. global, in this process: exact duplicates (grouped by key with polars), near-duplicate
+   clusters (grouped by LSH bucket with polars, verified, joined by a union-find) and the
+   sorted table of evaluation n-grams. Every decision keeps the first occurrence in
+   shard-then-row order, so it does not depend on which worker finished first;
+3. per shard, in worker processes: the duplicates are dropped, then ``stopwords`` and
+   ``decontaminate`` run; this process then streams the results into
+   ``data/clean/<corpus>/<fp>/part-*.arrow``, with ``duplicates.parquet`` (every removed
+   duplicate and the document it duplicates) and ``dropped-samples.jsonl`` (a few dropped
+   documents per stage and reason) beside them;
 4. tokenizer training on the cleaned train split, then encoding and packing of every split into
-   ``data/tokens/<corpus>/<fp>/``.
+   ``data/tokens/<corpus>/<fp>/`` (``encode.py``).
 
-Whatever the worker count, the outputs are byte-identical: shards keep their input order and
-every global decision is made in one place in a fixed order.
+Whatever the worker count, the outputs are byte-identical: shards keep their input order, batch
+boundaries follow the input's, and every global decision is made in one place in a fixed order.
+Memory is bounded by one batch per worker plus the global phase's columnar key tables.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
@@ -39,27 +53,90 @@ from corpuskit.shards import (
     staging_dir,
     write_json_atomic,
 )
-from corpuskit.stages.base import StageStats, run_stage
+from corpuskit.stages.base import StageStats, record_samples, run_stage, text_bytes
 from corpuskit.stages.clean import Clean, LengthFilter
+from corpuskit.stages.decontam import Decontaminate, eval_ngrams
+from corpuskit.stages.filters import CodeFilter, GopherQuality, GopherRepetition, LanguageFilter
+from corpuskit.stages.minhash import MinHashLSH, ShardSignatures, cluster
+from corpuskit.stages.stopwords import Stopwords, has_stopwords
 from corpuskit.tokenizers import parse_spec
 
 SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val"}
+DUPLICATES = "duplicates.parquet"
+DROPPED_SAMPLES = "dropped-samples.jsonl"
+_KEEP, _EXACT, _NEAR = 0, 1, 2
+
+_DEFAULT_QUALITY = GopherQuality()
+_DEFAULT_REPETITION = GopherRepetition()
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Everything that decides a build's output (``workers`` only decides its speed)."""
+    """Everything that decides a build's output (``workers`` only decides its speed).
 
+    Flat on purpose: every field is a recipe key and a ``--set KEY=VALUE`` on the command line;
+    the recipe file may group them in sections (``recipe.py``). Stage thresholds only enter
+    the fingerprint when their stage is on.
+    """
+
+    # tokenize + splits
     tokenizer: str = "spm-bpe:4096"
     val_fraction: float = 0.05
     test_fraction: float = 0.0
-    normalization: str = "NFC"
-    code: bool | None = None
-    min_chars: int = 1
-    max_chars: int | None = None
-    dedup: bool = True
     seed: int = 0
     sentence_budget: int = 1_000_000
+    # clean
+    normalization: str = "NFC"
+    code: bool | None = None
+    fix_mojibake: bool = True
+    html: bool = False
+    wikitext: bool = False
+    # filter
+    min_chars: int = 1
+    max_chars: int | None = None
+    quality: bool = False
+    min_words: int = _DEFAULT_QUALITY.min_words
+    max_words: int = _DEFAULT_QUALITY.max_words
+    min_mean_word_length: float = _DEFAULT_QUALITY.min_mean_word_length
+    max_mean_word_length: float = _DEFAULT_QUALITY.max_mean_word_length
+    max_symbol_word_ratio: float = _DEFAULT_QUALITY.max_symbol_word_ratio
+    max_bullet_lines_ratio: float = _DEFAULT_QUALITY.max_bullet_lines_ratio
+    max_ellipsis_lines_ratio: float = _DEFAULT_QUALITY.max_ellipsis_lines_ratio
+    min_alpha_words_ratio: float = _DEFAULT_QUALITY.min_alpha_words_ratio
+    max_line_length: int = CodeFilter.max_line_length
+    max_mean_line_length: float = CodeFilter.max_mean_line_length
+    min_alnum_fraction: float = CodeFilter.min_alnum_fraction
+    repetition: bool = False
+    max_dup_line_fraction: float = _DEFAULT_REPETITION.max_dup_line_fraction
+    max_dup_para_fraction: float = _DEFAULT_REPETITION.max_dup_para_fraction
+    max_dup_line_char_fraction: float = _DEFAULT_REPETITION.max_dup_line_char_fraction
+    max_dup_para_char_fraction: float = _DEFAULT_REPETITION.max_dup_para_char_fraction
+    top_ngram_char_fractions: dict[int, float] = field(
+        default_factory=lambda: dict(_DEFAULT_REPETITION.top_ngram_char_fractions)
+    )
+    dup_ngram_char_fractions: dict[int, float] = field(
+        default_factory=lambda: dict(_DEFAULT_REPETITION.dup_ngram_char_fractions)
+    )
+    languages: tuple[str, ...] | None = None
+    min_language_score: float = 0.5
+    # dedup
+    dedup: bool = True
+    near_dedup: bool = False
+    minhash_ngram: int = 5
+    minhash_perm: int = 128
+    minhash_bands: int = 20
+    minhash_rows: int = 6
+    minhash_threshold: float = 0.8
+    minhash_verify: bool = True
+    # stopwords
+    stopwords: str = "off"
+    stopwords_language: str | None = None
+    min_stopwords: int = 2
+    min_stopword_fraction: float = 0.2
+    # decontaminate
+    decontaminate: str = "off"
+    decontaminate_ngram: int = 13
+    # execution (not part of the output's identity)
     workers: int = 0
 
     def validate(self) -> None:
@@ -71,7 +148,28 @@ class BuildConfig:
             )
         if self.normalization not in ("NFC", "NFKC", "none"):
             raise CorpuskitError("--normalization must be NFC, NFKC or none")
+        if self.stopwords not in ("off", "filter", "remove"):
+            raise CorpuskitError("--stopwords must be off, filter or remove")
+        if self.decontaminate not in ("off", "drop", "mark"):
+            raise CorpuskitError("--decontaminate must be off, drop or mark")
+        if self.decontaminate_ngram < 1:
+            raise CorpuskitError("--decontaminate-ngram must be positive")
+        if self.min_chars < 0 or (self.max_chars is not None and self.max_chars < self.min_chars):
+            raise CorpuskitError("--min-chars must be >= 0 and <= --max-chars")
+        if self.near_dedup:
+            self.minhash().validate()
         parse_spec(self.tokenizer)
+
+    def minhash(self) -> MinHashLSH:
+        return MinHashLSH(
+            ngram=self.minhash_ngram,
+            num_perm=self.minhash_perm,
+            bands=self.minhash_bands,
+            rows=self.minhash_rows,
+            threshold=self.minhash_threshold,
+            verify=self.minhash_verify,
+            seed=self.seed,
+        )
 
     def output_config(self) -> dict[str, Any]:
         out = asdict(self)
@@ -94,22 +192,136 @@ class BuildResult:
         return self.clean_skipped and self.tokens_skipped
 
 
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The stages a config resolves to for one corpus, in the order they run."""
+
+    code: bool
+    shard_stages: tuple[Any, ...]  # phase 1, per batch
+    exact: bool
+    near: MinHashLSH | None
+    stopwords: Stopwords | None
+    decontaminate: Decontaminate | None
+
+    def describe(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(stage, settings)`` in execution order, for ``--dry-run`` and the manifest."""
+        out = [(s.name, s.config()) for s in self.shard_stages]
+        if self.exact:
+            out.append(("exact_dedup", {"key": "xxh3-128 of lowercased, space-joined words"}))
+        if self.near is not None:
+            out.append((self.near.name, self.near.config()))
+        if self.stopwords is not None:
+            out.append((self.stopwords.name, self.stopwords.config()))
+        if self.decontaminate is not None:
+            out.append((self.decontaminate.name, self.decontaminate.config()))
+        return out
+
+
+def _stopwords_language(entry: CorpusEntry, config: BuildConfig) -> str:
+    if config.stopwords_language:
+        return config.stopwords_language
+    for language in entry.languages:
+        if len(language) == 2 and has_stopwords(language):
+            return language
+    return "en"
+
+
+def make_plan(entry: CorpusEntry, config: BuildConfig) -> Plan:
+    """Resolve a config against a catalog entry: code or prose, which stages, which settings."""
+    code = config.code if config.code is not None else "code" in entry.domains
+    stages: list[Any] = [
+        Clean(
+            normalization=config.normalization,  # type: ignore[arg-type]
+            code=code,
+            fix_mojibake=config.fix_mojibake,
+            html=config.html and not code,
+            wikitext=config.wikitext and not code,
+        ),
+        LengthFilter(min_chars=config.min_chars, max_chars=config.max_chars),
+    ]
+    if config.quality and code:
+        stages.append(
+            CodeFilter(
+                max_line_length=config.max_line_length,
+                max_mean_line_length=config.max_mean_line_length,
+                min_alnum_fraction=config.min_alnum_fraction,
+            )
+        )
+    elif config.quality:
+        stages.append(
+            GopherQuality(
+                min_words=config.min_words,
+                max_words=config.max_words,
+                min_mean_word_length=config.min_mean_word_length,
+                max_mean_word_length=config.max_mean_word_length,
+                max_symbol_word_ratio=config.max_symbol_word_ratio,
+                max_bullet_lines_ratio=config.max_bullet_lines_ratio,
+                max_ellipsis_lines_ratio=config.max_ellipsis_lines_ratio,
+                min_alpha_words_ratio=config.min_alpha_words_ratio,
+            )
+        )
+    if config.repetition and not code:
+        stages.append(
+            GopherRepetition(
+                max_dup_line_fraction=config.max_dup_line_fraction,
+                max_dup_para_fraction=config.max_dup_para_fraction,
+                max_dup_line_char_fraction=config.max_dup_line_char_fraction,
+                max_dup_para_char_fraction=config.max_dup_para_char_fraction,
+                top_ngram_char_fractions=tuple(sorted(config.top_ngram_char_fractions.items())),
+                dup_ngram_char_fractions=tuple(sorted(config.dup_ngram_char_fractions.items())),
+            )
+        )
+    if config.languages and not code:
+        stages.append(
+            LanguageFilter(languages=tuple(config.languages), min_score=config.min_language_score)
+        )
+    stopwords = None
+    if config.stopwords != "off":
+        stopwords = Stopwords(
+            mode=config.stopwords,  # type: ignore[arg-type]
+            language=_stopwords_language(entry, config),
+            min_count=config.min_stopwords,
+            min_fraction=config.min_stopword_fraction,
+        )
+        stopwords.words()  # an unknown language is a user error now, not in a worker
+    decontaminate = None
+    if config.decontaminate != "off":
+        decontaminate = Decontaminate(
+            mode=config.decontaminate,  # type: ignore[arg-type]
+            ngram=config.decontaminate_ngram,
+        )
+    return Plan(
+        code=code,
+        shard_stages=tuple(stages),
+        exact=config.dedup,
+        near=config.minhash() if config.near_dedup else None,
+        stopwords=stopwords,
+        decontaminate=decontaminate,
+    )
+
+
 # --------------------------------------------------------------------------- phase 1 (workers)
 
 
 @dataclass(frozen=True)
-class _CleanTask:
+class _ShardTask:
+    index: int
     source: str
-    staged: str
-    stages: tuple[Any, ...]
+    work: str
+    plan: Plan
     resplit: bool
     val_fraction: float
     test_fraction: float
     seed: int
-    dedup: bool
+
+    def path(self, kind: str, suffix: str) -> Path:
+        return Path(self.work) / f"{kind}-{self.index:05d}.{suffix}"
 
 
-def _assign_splits(batch: pa.RecordBatch, task: _CleanTask) -> pa.RecordBatch:
+def _assign_splits(batch: pa.RecordBatch, task: _ShardTask) -> pa.RecordBatch:
     if task.resplit:
         ids = batch.column("id").to_pylist()
         scale = float(2**64)
@@ -131,83 +343,246 @@ def _assign_splits(batch: pa.RecordBatch, task: _CleanTask) -> pa.RecordBatch:
     return batch.set_column(batch.schema.get_field_index("split"), "split", column)
 
 
-def _dedup_key(text: str) -> bytes:
+def _dedup_key(text: str) -> int:
     """Exact-duplicate key: case and whitespace differences do not make a document new."""
-    return xxhash.xxh3_128_digest(" ".join(text.lower().split()).encode("utf-8"))
+    return xxhash.xxh3_128_intdigest(" ".join(text.lower().split()).encode("utf-8"))
 
 
-def _clean_shard(task: _CleanTask) -> tuple[list[bytes], dict[str, StageStats]]:
-    stats = {stage.name: StageStats() for stage in task.stages}
-    keys: list[bytes] = []
+def _shard_phase(task: _ShardTask) -> tuple[int, dict[str, StageStats]]:
+    """Phase 1 for one shard; returns its surviving row count and per-stage statistics."""
+    plan = task.plan
+    stats = {stage.name: StageStats() for stage in plan.shard_stages}
     writer: ShardWriter | None = None
+    rows = 0
+    ids: list[str] = []
+    keys: list[int] = []
+    signatures = ShardSignatures.new(plan.near) if plan.near is not None else None
+    eval_rows: list[np.ndarray] = []
+    eval_hashes: list[np.ndarray] = []
     for batch in read_batches(Path(task.source)):
         batch = _assign_splits(batch, task)
-        for stage in task.stages:
+        for stage in plan.shard_stages:
             batch = run_stage(stage, batch, stats[stage.name])
+        if batch.num_rows == 0:
+            continue
+        texts = batch.column("text")
+        if plan.exact or plan.near is not None:
+            ids.extend(batch.column("id").to_pylist())
+        if plan.exact:
+            keys.extend(_dedup_key(t) for t in texts.to_pylist())
+        if signatures is not None:
+            signatures.add(texts)
+        if plan.decontaminate is not None:
+            probe = batch
+            if plan.stopwords is not None and plan.stopwords.mode == "remove":
+                # Train text will be compared after stopword removal: hash val/test alike.
+                probe = batch.set_column(
+                    batch.schema.get_field_index("text"), "text", plan.stopwords.remove(texts)
+                )
+            doc, hashes = eval_ngrams(probe, plan.decontaminate.ngram)
+            eval_rows.append(doc + rows)
+            eval_hashes.append(hashes)
         if writer is None:
-            staged = Path(task.staged)
             # One file per task: an unbounded shard size and the task's own file name.
+            staged = task.path("staged", "arrow")
             writer = ShardWriter(
                 staged.parent, batch.schema, shard_bytes=2**62, name_pattern=staged.name
             )
-        if task.dedup:
-            keys.extend(_dedup_key(t) for t in batch.column("text").to_pylist())
         writer.write_batch(batch)
+        rows += batch.num_rows
     if writer is not None:
         writer.close()
-    return keys, stats
+    if plan.exact or plan.near is not None:
+        key_array = np.array(keys, dtype=object) if keys else np.zeros(0, object)
+        pl.DataFrame(
+            {
+                "row": np.arange(len(ids), dtype=np.int64),
+                "id": pl.Series(ids, dtype=pl.String),
+                "hi": np.array([k >> 64 for k in key_array], np.uint64)
+                if plan.exact
+                else np.zeros(len(ids), np.uint64),
+                "lo": np.array([k & (2**64 - 1) for k in key_array], np.uint64)
+                if plan.exact
+                else np.zeros(len(ids), np.uint64),
+            }
+        ).write_parquet(task.path("keys", "parquet"))
+    if signatures is not None:
+        signatures.write(task.path("sigs", "npy"), task.path("bands", "parquet"))
+    if plan.decontaminate is not None:
+        pl.DataFrame(
+            {
+                "row": np.concatenate(eval_rows) if eval_rows else np.zeros(0, np.int64),
+                "hash": np.concatenate(eval_hashes) if eval_hashes else np.zeros(0, np.uint64),
+            }
+        ).write_parquet(task.path("evalng", "parquet"))
+    return rows, stats
 
 
 # --------------------------------------------------------------------------- phase 2 (global)
 
 
-def _first_occurrences(
-    keys_per_shard: list[list[bytes]],
-) -> tuple[list[list[bool]], int, list[int]]:
-    """Keep masks per shard; also the number of duplicate clusters and their sizes."""
-    seen: dict[bytes, int] = {}
-    cluster_sizes: dict[bytes, int] = {}
-    masks = []
-    for keys in keys_per_shard:
-        mask = []
-        for key in keys:
-            if key in seen:
-                cluster_sizes[key] = cluster_sizes.get(key, 1) + 1
-                mask.append(False)
-            else:
-                seen[key] = 1
-                mask.append(True)
-        masks.append(mask)
-    sizes = sorted(cluster_sizes.values(), reverse=True)
-    return masks, len(sizes), sizes
+def _scan_keys(tasks: list[_ShardTask], offsets: np.ndarray) -> pl.LazyFrame:
+    return pl.concat(
+        [
+            pl.scan_parquet(t.path("keys", "parquet")).with_columns(
+                doc=pl.col("row") + int(offsets[i])
+            )
+            for i, t in enumerate(tasks)
+        ]
+    )
 
 
-# --------------------------------------------------------------------------- phase 3
+def _exact_duplicates(keys: pl.LazyFrame) -> pl.DataFrame:
+    """``(doc, kept, similarity)``: every document whose key an earlier document has."""
+    first = keys.group_by("hi", "lo").agg(pl.col("doc").min().alias("kept"))
+    return (
+        keys.join(first, on=["hi", "lo"])
+        .filter(pl.col("doc") != pl.col("kept"))
+        .select("doc", "kept", pl.lit(1.0).alias("similarity"))
+        .sort("doc")
+        .collect()
+    )
 
 
-def _write_clean(
-    staged: list[Path], masks: list[list[bool]] | None, out_dir: Path, dedup: StageStats
-) -> ShardWriter | None:
+def _cluster_stats(duplicates: pl.DataFrame) -> dict[str, Any]:
+    if duplicates.height == 0:
+        return {"clusters": 0, "largest_clusters": []}
+    sizes = (
+        duplicates.group_by("kept").len().sort(["len", "kept"], descending=[True, False])["len"] + 1
+    )
+    return {"clusters": len(sizes), "largest_clusters": sizes.head(10).to_list()}
+
+
+def _global_phase(
+    plan: Plan, tasks: list[_ShardTask], rows: list[int], out_dir: Path, work: Path
+) -> dict[str, dict[str, Any]]:
+    """Decide every duplicate and write the per-shard keep codes and the n-gram table."""
+    offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+    extra: dict[str, dict[str, Any]] = {}
+    codes = [np.zeros(n, np.uint8) for n in rows]
+    found: list[pl.DataFrame] = []
+    if plan.exact or plan.near is not None:
+        keys = _scan_keys(tasks, offsets)
+        exact = pl.DataFrame(schema={"doc": pl.Int64, "kept": pl.Int64, "similarity": pl.Float64})
+        if plan.exact:
+            exact = _exact_duplicates(keys)
+            extra["exact_dedup"] = _cluster_stats(exact)
+            found.append(exact.with_columns(kind=pl.lit("exact")))
+        if plan.near is not None:
+            near = cluster(
+                plan.near,
+                [t.path("bands", "parquet") for t in tasks],
+                [t.path("sigs", "npy") for t in tasks],
+                offsets,
+                exact["doc"].to_numpy(),
+            )
+            extra[plan.near.name] = _cluster_stats(near)
+            found.append(near.with_columns(kind=pl.lit("near")))
+        duplicates = pl.concat(found).sort("doc")
+        shard_of = np.searchsorted(offsets, duplicates["doc"].to_numpy(), side="right") - 1
+        for code, kind in ((_EXACT, "exact"), (_NEAR, "near")):
+            mask = (duplicates["kind"] == kind).to_numpy()
+            docs = duplicates["doc"].to_numpy()[mask]
+            for s, d in zip(shard_of[mask].tolist(), docs.tolist(), strict=True):
+                codes[s][d - offsets[s]] = code
+        ids = keys.select("doc", "id")
+        (
+            duplicates.lazy()
+            .join(ids, on="doc", how="left")
+            .join(ids.rename({"doc": "kept", "id": "duplicate_of"}), on="kept", how="left")
+            .sort("doc")
+            .select("id", "duplicate_of", "kind", "similarity")
+            .collect()
+            .write_parquet(out_dir / DUPLICATES)
+        )
+    for task, code in zip(tasks, codes, strict=True):
+        np.save(task.path("keep", "npy"), code)
+    if plan.decontaminate is not None:
+        dropped = pl.DataFrame(
+            {"doc": np.concatenate([np.flatnonzero(c) + offsets[i] for i, c in enumerate(codes)])}
+        ).lazy()
+        table = (
+            pl.concat(
+                [
+                    pl.scan_parquet(t.path("evalng", "parquet")).with_columns(
+                        doc=pl.col("row") + int(offsets[i])
+                    )
+                    for i, t in enumerate(tasks)
+                ]
+            )
+            .join(dropped.cast({"doc": pl.Int64}), on="doc", how="anti")
+            .select(pl.col("hash").unique().sort())
+            .collect()["hash"]
+            .to_numpy()
+        )
+        np.save(work / "eval-ngrams.npy", table.astype(np.uint64))
+        extra[plan.decontaminate.name] = {"eval_ngrams": int(len(table))}
+    return extra
+
+
+# --------------------------------------------------------------------------- phase 3 (workers)
+
+
+@dataclass(frozen=True)
+class _FinishTask:
+    shard: _ShardTask
+    stopwords: Stopwords | None
+    decontaminate: Decontaminate | None
+
+
+def _finish_phase(task: _FinishTask) -> tuple[str | None, dict[str, StageStats]]:
+    """Phase 3 for one shard: drop duplicates, stopwords, decontaminate; write ``out-*``."""
+    shard = task.shard
+    stats = {"exact_dedup": StageStats(), "near_dedup": StageStats()}
+    later = [s for s in (task.stopwords, task.decontaminate) if s is not None]
+    stats.update({s.name: StageStats() for s in later})
+    staged = shard.path("staged", "arrow")
+    if not staged.exists():
+        return None, stats
+    codes = np.load(shard.path("keep", "npy"))
+    out = shard.path("out", "arrow")
     writer: ShardWriter | None = None
-    for i, path in enumerate(staged):
-        if not path.exists():
+    offset = 0
+    for batch in read_batches(staged):
+        code = codes[offset : offset + batch.num_rows]
+        offset += batch.num_rows
+        for value, name, reason in (
+            (_EXACT, "exact_dedup", "exact_duplicate"),
+            (_NEAR, "near_dedup", "near_duplicate"),
+        ):
+            st = stats[name]
+            st.documents_in += batch.num_rows
+            st.bytes_in += text_bytes(batch)
+            hit = code == value
+            if hit.any():
+                st.dropped[reason] += int(hit.sum())
+                record_samples(batch, pa.array(hit), reason, st)
+                batch = batch.filter(pa.array(~hit))
+                code = code[~hit]
+            st.documents_out += batch.num_rows
+            st.bytes_out += text_bytes(batch)
+        for stage in later:
+            batch = run_stage(stage, batch, stats[stage.name])
+        if batch.num_rows == 0:
             continue
-        offset = 0
-        for batch in read_batches(path):
-            dedup.documents_in += batch.num_rows
-            if masks is not None:
-                keep = pa.array(masks[i][offset : offset + batch.num_rows])
-                offset += batch.num_rows
-                dropped = batch.num_rows - int(pc.sum(keep).as_py() or 0)
-                if dropped:
-                    dedup.dropped["exact_duplicate"] += dropped
-                batch = batch.filter(keep)
-            dedup.documents_out += batch.num_rows
-            if writer is None:
-                writer = ShardWriter(out_dir, batch.schema)
-            writer.write_batch(batch)
-        path.unlink()
-    return writer
+        if writer is None:
+            writer = ShardWriter(out.parent, batch.schema, shard_bytes=2**62, name_pattern=out.name)
+        writer.write_batch(batch)
+    if writer is not None:
+        writer.close()
+    return (str(out) if writer is not None and out.exists() else None), stats
+
+
+# --------------------------------------------------------------------------- the whole build
+
+
+def _write_samples(path: Path, stats: dict[str, StageStats]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for stage, st in stats.items():
+            for reason in sorted(st.samples):
+                for doc in st.samples[reason]:
+                    record = {"stage": stage, "reason": reason, **doc}
+                    f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def build_clean(
@@ -219,15 +594,16 @@ def build_clean(
         raise CorpuskitError(
             f"corpus {entry.name!r} is not fetched yet; run `corpuskit fetch {entry.name}` first"
         )
-    code = config.code if config.code is not None else "code" in entry.domains
-    stages = (
-        Clean(normalization=config.normalization, code=code),  # type: ignore[arg-type]
-        LengthFilter(min_chars=config.min_chars, max_chars=config.max_chars),
-    )
+    plan = make_plan(entry, config)
     resplit = set(raw_manifest["splits"]) <= {"train"}
     stage_config = {
-        "stages": [s.config() for s in stages],
-        "dedup": {"exact": config.dedup},
+        "stages": [s.config() for s in plan.shard_stages],
+        "dedup": {
+            "exact": plan.exact,
+            "near": plan.near.config() if plan.near is not None else None,
+        },
+        "stopwords": plan.stopwords.config() if plan.stopwords is not None else None,
+        "decontaminate": (plan.decontaminate.config() if plan.decontaminate is not None else None),
         "splits": {
             "resplit": resplit,
             "val_fraction": config.val_fraction,
@@ -243,46 +619,67 @@ def build_clean(
     if current is not None:
         return target, current, True
     with artifact_lock(target), staging_dir(target) as tmp:
-        sources = shard_paths(raw, raw_manifest)
+        work = tmp / "_work"
+        work.mkdir()
         tasks = [
-            _CleanTask(
+            _ShardTask(
+                i,
                 str(src),
-                str(tmp / f"staged-{i:05d}.arrow"),
-                stages,
+                str(work),
+                plan,
                 resplit,
                 config.val_fraction,
                 config.test_fraction,
                 config.seed,
-                config.dedup,
             )
-            for i, src in enumerate(sources)
+            for i, src in enumerate(shard_paths(raw, raw_manifest))
         ]
-        stats = {s.name: StageStats() for s in stages}
-        keys_per_shard: list[list[bytes]] = []
-        for keys, shard_stats in map_ordered(
-            _clean_shard, tasks, workers=config.workers, desc="clean", progress=progress
+        stats: dict[str, StageStats] = {s.name: StageStats() for s in plan.shard_stages}
+        rows: list[int] = []
+        for n, shard_stats in map_ordered(
+            _shard_phase, tasks, workers=config.workers, desc="clean+filter", progress=progress
         ):
-            keys_per_shard.append(keys)
+            rows.append(n)
             for name, st in shard_stats.items():
                 stats[name].merge(st)
-        masks, clusters, sizes = (
-            _first_occurrences(keys_per_shard) if config.dedup else (None, 0, [])
-        )
-        dedup_stats = StageStats()
-        writer = _write_clean([Path(t.staged) for t in tasks], masks, tmp, dedup_stats)
+        extra = _global_phase(plan, tasks, rows, tmp, work)
+        decontaminate = plan.decontaminate
+        if decontaminate is not None:
+            decontaminate = Decontaminate(
+                mode=decontaminate.mode,
+                ngram=decontaminate.ngram,
+                table=str(work / "eval-ngrams.npy"),
+            )
+        finish = [_FinishTask(t, plan.stopwords, decontaminate) for t in tasks]
+        late: dict[str, StageStats] = {}
+        writer: ShardWriter | None = None
+        for out, shard_stats in map_ordered(
+            _finish_phase, finish, workers=config.workers, desc="dedup+write", progress=progress
+        ):
+            for name, st in shard_stats.items():
+                late.setdefault(name, StageStats()).merge(st)
+            if out is None:
+                continue
+            for batch in read_batches(Path(out)):
+                if writer is None:
+                    writer = ShardWriter(tmp, batch.schema)
+                writer.write_batch(batch)
+        shutil.rmtree(work)
         shards = writer.close() if writer else []
         if not shards:
             raise CorpuskitError(
                 f"every document of {entry.name!r} was removed by the build stages; "
                 "loosen the filters (e.g. --min-chars)"
             )
-        all_stats = {name: st.to_dict() for name, st in stats.items()}
-        if config.dedup:
-            all_stats["exact_dedup"] = {
-                **dedup_stats.to_dict(),
-                "clusters": clusters,
-                "largest_clusters": sizes[:10],
-            }
+        if plan.exact:
+            stats["exact_dedup"] = late["exact_dedup"]
+        if plan.near is not None:
+            stats["near_dedup"] = late["near_dedup"]
+        for stage in (plan.stopwords, plan.decontaminate):
+            if stage is not None:
+                stats[stage.name] = late[stage.name]
+        all_stats = {name: {**st.to_dict(), **extra.get(name, {})} for name, st in stats.items()}
+        _write_samples(tmp / DROPPED_SAMPLES, stats)
         assert writer is not None
         manifest = {
             **identity,

@@ -144,11 +144,25 @@ def info(c: Context, name: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Fetch again even if up to date.")
+@click.option(
+    "--mirror",
+    envvar="CORPUSKIT_MIRROR",
+    help="Base URL tried first for every file (also $CORPUSKIT_MIRROR).",
+)
+@click.option(
+    "--split", "splits", multiple=True, help="Fetch only this split (repeatable)."
+)
 @pass_ctx
-def fetch(c: Context, name: str, force: bool) -> None:
+def fetch(c: Context, name: str, force: bool, mirror: str | None, splits: tuple[str, ...]) -> None:
     """Fetch corpus NAME into Arrow shards under <data>/raw/NAME/."""
     result = api.fetch(
-        name, data_dir=c.data_dir, force=force, progress=not c.quiet, catalog=c.catalog
+        name,
+        data_dir=c.data_dir,
+        force=force,
+        progress=not c.quiet,
+        catalog=c.catalog,
+        mirror=mirror,
+        splits=splits or None,
     )
     state = "up to date, nothing to do" if result.skipped else "fetched"
     click.echo(
@@ -187,11 +201,83 @@ def fetch(c: Context, name: str, force: bool) -> None:
 @click.option("--seed", type=int, help="Seed for splits and tokenizer sampling [0].")
 @click.option("--sentence-budget", type=int, help="Lines sampled to train sentencepiece [1000000].")
 @click.option("--workers", type=int, help="Worker processes and threads [all cores].")
+@click.option("--fix-mojibake/--no-fix-mojibake", default=None, help="Repair mojibake [on].")
+@click.option("--html/--no-html", default=None, help="Extract text from HTML documents [off].")
+@click.option(
+    "--wikitext/--no-wikitext", default=None, help="Undo WikiText tokenization (@-@ etc.) [off]."
+)
+@click.option(
+    "--quality/--no-quality",
+    default=None,
+    help="Gopher quality heuristics (code: line-length and alphanumeric checks) [off].",
+)
+@click.option(
+    "--repetition/--no-repetition", default=None, help="Gopher repetition filter [off]."
+)
+@click.option(
+    "--language",
+    "languages",
+    multiple=True,
+    help="Keep only documents in this language (repeatable; py3langid) [no filter].",
+)
+@click.option("--near-dedup/--no-near-dedup", default=None, help="MinHash-LSH near-dups [off].")
+@click.option("--minhash-threshold", type=float, help="Near-duplicate Jaccard threshold [0.8].")
+@click.option(
+    "--stopwords",
+    type=click.Choice(["off", "filter", "remove"]),
+    help="Drop documents with too few stopwords, or remove stopwords [off].",
+)
+@click.option("--stopwords-language", help="Stopword list language [the corpus's language].")
+@click.option(
+    "--decontaminate",
+    type=click.Choice(["off", "drop", "mark"]),
+    help="Training documents sharing an n-gram with val/test [off].",
+)
+@click.option("--decontaminate-ngram", type=int, help="N-gram length for decontamination [13].")
+@click.option(
+    "--recipe",
+    type=click.Path(dir_okay=False),
+    help="YAML recipe of build options (see docs/build-stages.md).",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any build option, e.g. --set min_words=20 (repeatable; value is YAML).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit.")
 @pass_ctx
-def build(c: Context, name: str, **options: Any) -> None:
-    """Clean, deduplicate, tokenize and pack corpus NAME (fetching it first if needed)."""
+def build(
+    c: Context,
+    name: str,
+    recipe: str | None,
+    sets: tuple[str, ...],
+    dry_run: bool,
+    languages: tuple[str, ...],
+    **options: Any,
+) -> None:
+    """Clean, filter, deduplicate, tokenize and pack corpus NAME (fetching it first if needed)."""
+    from corpuskit.recipe import parse_sets
+
+    if languages:
+        options["languages"] = languages
+    settings = parse_sets(sets)
+    if dry_run:
+        click.echo(
+            api.build_plan(
+                name, catalog=c.catalog, recipe=recipe, settings=settings, **options
+            )
+        )
+        return
     result = api.build(
-        name, data_dir=c.data_dir, progress=not c.quiet, catalog=c.catalog, **options
+        name,
+        data_dir=c.data_dir,
+        progress=not c.quiet,
+        catalog=c.catalog,
+        recipe=recipe,
+        settings=settings,
+        **options,
     )
     if result.skipped:
         click.echo(f"{name}: build up to date, nothing to do: {result.tokens_dir}")
@@ -201,9 +287,10 @@ def build(c: Context, name: str, **options: Any) -> None:
     for stage, st in stats.items():
         dropped = ", ".join(f"{k}={v}" for k, v in st["dropped"].items()) or "none dropped"
         changed = f", {st['changed']} changed" if st.get("changed") else ""
+        clusters = f", {st['clusters']} clusters" if st.get("clusters") else ""
         click.echo(
-            f"  {stage:<12} {st['documents_in']:>8,} -> {st['documents_out']:>8,} docs"
-            f"{changed}; {dropped}"
+            f"  {stage:<13} {st['documents_in']:>8,} -> {st['documents_out']:>8,} docs"
+            f"{changed}{clusters}; {dropped}"
         )
     meta = result.meta
     click.echo(
