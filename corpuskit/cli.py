@@ -177,7 +177,9 @@ def fetch(c: Context, name: str, force: bool, mirror: str | None, splits: tuple[
 @cli.command()
 @click.argument("name")
 @click.option(
-    "--tokenizer", help="spm-bpe:N, spm-unigram:N, byte, or a .model file [default: spm-bpe:4096]."
+    "--tokenizer",
+    help="spm-bpe:N, spm-unigram:N, word[:N], char, byte, a sentencepiece .model file or "
+    "hf:tokenizer.json [default: spm-bpe:4096].",
 )
 @click.option(
     "--val-fraction",
