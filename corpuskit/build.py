@@ -85,6 +85,7 @@ class BuildConfig:
     test_fraction: float = 0.0
     seed: int = 0
     sentence_budget: int = 1_000_000
+    bos: bool = False
     # clean
     normalization: str = "NFC"
     code: bool | None = None

@@ -202,6 +202,7 @@ def fetch(c: Context, name: str, force: bool, mirror: str | None, splits: tuple[
 @click.option("--dedup/--no-dedup", default=None, help="Exact-duplicate removal [on].")
 @click.option("--seed", type=int, help="Seed for splits and tokenizer sampling [0].")
 @click.option("--sentence-budget", type=int, help="Lines sampled to train sentencepiece [1000000].")
+@click.option("--bos/--no-bos", default=None, help="Lead every document with BOS [off].")
 @click.option("--workers", type=int, help="Worker processes and threads [all cores].")
 @click.option("--fix-mojibake/--no-fix-mojibake", default=None, help="Repair mojibake [on].")
 @click.option("--html/--no-html", default=None, help="Extract text from HTML documents [off].")
@@ -300,7 +301,8 @@ def build(
         f"{meta['dtype']})"
     )
     for split, s in meta["splits"].items():
-        bpt = s["bytes"] / max(1, s["tokens"] - s["documents"])
+        specials = 2 if meta.get("bos") else 1
+        bpt = s["bytes"] / max(1, s["tokens"] - specials * s["documents"])
         click.echo(
             f"  {split:<12} {s['documents']:>8,} docs {s['tokens']:>12,} tokens "
             f"({bpt:.2f} bytes/token)"

@@ -77,9 +77,16 @@ def pack_split(
     threads: int,
     total_bytes: int | None = None,
     progress: bool = True,
+    bos: bool = False,
 ) -> dict[str, int]:
     """Encode one split of a cleaned artifact and append it to ``out_dir/<split>.bin/.idx``."""
-    writer = PackWriter(out_dir, split, dtype_for(tokenizer.vocab_size), tokenizer.eos_id)
+    writer = PackWriter(
+        out_dir,
+        split,
+        dtype_for(tokenizer.vocab_size),
+        tokenizer.eos_id,
+        bos_id=tokenizer.bos_id if bos else None,
+    )
     with tqdm(
         total=total_bytes,
         desc=f"tokenize {split}",
@@ -108,6 +115,7 @@ def build_tokens(
         "tokenizer": spec.text,
         "seed": config.seed,
         "sentence_budget": config.sentence_budget,
+        "bos": config.bos,
     }
     if spec.path is not None:
         tok_config["tokenizer_sha256"] = hashlib.sha256(spec.path.read_bytes()).hexdigest()
@@ -135,6 +143,11 @@ def build_tokens(
             seed=config.seed,
             num_threads=SPM_TRAIN_THREADS,
         )
+        if config.bos and tokenizer.bos_id is None:
+            raise CorpuskitError(
+                f"--bos needs a tokenizer with a BOS token; {spec.text!r} has none "
+                "(use spm-bpe:N, spm-unigram:N or an hf: tokenizer with one)"
+            )
         dtype = dtype_for(tokenizer.vocab_size)
         tokenizer_info = tokenizer.save(tmp)
         split_meta = {
@@ -146,6 +159,7 @@ def build_tokens(
                 threads=threads,
                 total_bytes=clean_manifest["splits"][split]["bytes"],
                 progress=progress,
+                bos=config.bos,
             )
             for split in splits + extra
         }
@@ -159,9 +173,11 @@ def build_tokens(
             "dtype": dtype.name,
             "eos_id": tokenizer.eos_id,
             "bos_id": tokenizer.bos_id,
+            "bos": config.bos,
             "unk_id": tokenizer.unk_id,
             "splits": split_meta,
-            "idx": "uint64 offsets of document starts plus the total; doc i = bin[idx[i]:idx[i+1]]",
+            "idx": "uint64 offsets of document starts plus the total; doc i = bin[idx[i]:idx[i+1]]"
+            " = [BOS if bos] + ids + [EOS]",
         }
         write_meta(tmp, meta)
         write_json_atomic(tmp / MANIFEST, {**identity, "splits": split_meta})

@@ -52,11 +52,12 @@ def inspect_build(build_dir: Path, samples: int = 3, sample_chars: int = 300) ->
     for split, counts in meta["splits"].items():
         ids, idx = open_split(build_dir, split)
         lengths = np.diff(idx.astype(np.int64))
-        content = counts["tokens"] - counts["documents"]  # without the EOS after each document
+        specials = 2 if meta.get("bos") else 1  # EOS after each document, BOS before if any
+        content = counts["tokens"] - specials * counts["documents"]
         unknown = _unknown_count(ids, meta.get("unk_id"))
         decoded = []
         for i in np.linspace(0, len(lengths) - 1, num=min(samples, len(lengths)), dtype=int):
-            start, end = int(idx[i]), int(idx[i + 1]) - 1
+            start, end = int(idx[i]) + specials - 1, int(idx[i + 1]) - 1
             text = tokenizer.decode(ids[start:end].tolist())
             decoded.append({"document": int(i), "tokens": end - start, "text": text[:sample_chars]})
         report["splits"][split] = {

@@ -30,10 +30,13 @@ def dtype_for(vocab_size: int) -> np.dtype:
 class PackWriter:
     """Appends encoded documents of one split to its ``.bin`` and ``.idx`` files."""
 
-    def __init__(self, directory: Path, split: str, dtype: np.dtype, eos_id: int):
+    def __init__(
+        self, directory: Path, split: str, dtype: np.dtype, eos_id: int, bos_id: int | None = None
+    ):
         self.split = split
         self.dtype = dtype
         self.eos_id = eos_id
+        self.bos_id = bos_id
         self.tokens = 0
         self.documents = 0
         self.bytes = 0
@@ -42,16 +45,21 @@ class PackWriter:
         self._idx.write(np.zeros(1, dtype="<u8").tobytes())
 
     def add(self, encoded: Sequence[Sequence[int]], text_bytes: int) -> None:
-        """Append a batch of encoded documents; an EOS id is added after each."""
+        """Append a batch of encoded documents; an EOS id follows each (and a BOS id leads each
+        when the writer has one)."""
         if not encoded:
             return
-        lengths = np.fromiter((len(e) + 1 for e in encoded), dtype=np.int64, count=len(encoded))
+        extra = 1 if self.bos_id is None else 2
+        lengths = np.fromiter((len(e) + extra for e in encoded), dtype=np.int64, count=len(encoded))
         flat = np.empty(int(lengths.sum()), dtype=self.dtype)
         ends = np.cumsum(lengths)
         starts = ends - lengths
+        if self.bos_id is not None:
+            flat[starts] = self.bos_id
+            starts = starts + 1
         for doc, start, end in zip(encoded, starts, ends, strict=True):
             flat[start : end - 1] = doc
-            flat[end - 1] = self.eos_id
+        flat[ends - 1] = self.eos_id
         self._bin.write(flat.tobytes())
         self._idx.write((ends + self.tokens).astype("<u8").tobytes())
         self.tokens += int(flat.size)

@@ -310,7 +310,7 @@ def train_sentencepiece(
             max_sentence_length=16384,
             num_threads=max(1, num_threads),
             unk_id=0,
-            bos_id=-1,
+            bos_id=2,  # <s>: reserved so that --bos can lead documents with it
             eos_id=1,
             pad_id=-1,
             hard_vocab_limit=False,

@@ -164,3 +164,29 @@ def test_hf_tokenizer_json(tmp_path: Path) -> None:
     assert load_tokenizer(out).encode("the river") == batch[0]
     with pytest.raises(CorpuskitError, match="does not exist"):
         parse_spec("hf:/no/such/tokenizer.json")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.integers(3, 500), max_size=10), min_size=1, max_size=10))
+def test_pack_with_bos(tmp_path_factory, docs: list[list[int]]) -> None:
+    out: Path = tmp_path_factory.mktemp("bos")
+    writer = PackWriter(out, "train", dtype_for(501), eos_id=1, bos_id=2)
+    writer.add(docs, text_bytes=0)
+    writer.close()
+    write_meta(out, {"format_version": 1, "vocab_size": 501, "dtype": "uint16"})
+    ids, idx = open_split(out, "train")
+    for i, doc in enumerate(docs):
+        assert ids[idx[i] : idx[i + 1]].tolist() == [2, *doc, 1]
+
+
+def test_build_with_bos(data_dir: Path, tiny_corpus: str) -> None:
+    from corpuskit import api
+
+    result = api.build(tiny_corpus, bos=True, progress=False)
+    meta = result.meta
+    assert meta["bos"] is True and meta["bos_id"] is not None
+    ids, idx = open_split(result.tokens_dir, "val")
+    assert (ids[idx[:-1]] == meta["bos_id"]).all()
+    assert (ids[idx[1:] - 1] == meta["eos_id"]).all()
+    with pytest.raises(CorpuskitError, match="BOS"):
+        api.build(tiny_corpus, bos=True, tokenizer="byte", progress=False)
