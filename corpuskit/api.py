@@ -17,7 +17,7 @@ from corpuskit.build import BuildConfig, BuildResult, build_entry
 from corpuskit.catalog import Catalog, CorpusEntry
 from corpuskit.encode import latest_build
 from corpuskit.errors import CorpuskitError
-from corpuskit.fetch import FetchResult, fetch_entry
+from corpuskit.fetch import FetchResult, download_state, fetch_entry
 from corpuskit.paths import clean_root, data_root, raw_dir, runs_root, tokens_root
 from corpuskit.shards import existing_manifest
 
@@ -48,7 +48,10 @@ def info(
             "fingerprint": raw["fingerprint"],
             "splits": raw["splits"],
             "shards": len(raw["shards"]),
+            "skipped": raw.get("skipped", {}),
+            "resolved": raw.get("resolved"),
         }
+    local.update(download_state(root, name))
     local["clean_builds"] = _artifacts(clean_root(root, name))
     local["token_builds"] = _artifacts(tokens_root(root, name))
     return {**entry.model_dump(mode="json"), "origin": entry.origin, "local": local}

@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from corpuskit.errors import CatalogError
 
@@ -38,55 +47,146 @@ class LocalSource(_Strict):
     globs: list[str] = Field(default_factory=lambda: ["**/*.txt"])
 
 
-class RemoteFile(_Strict):
-    """One downloadable file with the facts needed to verify it."""
+SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+COMMIT = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
+_SCHEMES = ("https://", "http://", "file://", "hf://", "s3://", "gs://")
 
-    url: str
-    sha256: str | None = None
-    bytes: int | None = None
+
+def check_url(value: str, *, allow_http: bool, what: str = "URL") -> str:
+    """Refuse URLs we cannot fetch safely: unknown schemes, no host, or plain http.
+
+    Plain http is refused unless the catalog says ``allow_http: true``: the bytes could be
+    changed in transit, and a file without a published sha256 would not notice.
+    """
+    if not value.startswith(_SCHEMES):
+        raise ValueError(f"unsupported {what} {value!r}: use https://, hf://, s3://, gs:// or file://")
+    if value.startswith(("https://", "http://")) and not urlparse(value).netloc:
+        raise ValueError(f"{what} {value!r} has no host")
+    if value.startswith("http://") and not allow_http:
+        raise ValueError(
+            f"plain-http {what} {value!r} refused: use https://, or set 'allow_http: true' "
+            "on the source if you trust the network path"
+        )
+    return value
+
+
+class RemoteFile(_Strict):
+    """One downloadable file with the facts needed to verify it.
+
+    ``url`` is required for http sources; for hf sources the URL is derived from ``path`` (the
+    file's path in the repository). ``split`` says which split the file holds; when absent it is
+    inferred from the file name (``train``, ``valid``/``validation``/``dev``, ``test``).
+    """
+
+    url: str | None = None
     path: str | None = None
+    sha256: SHA256 | None = None
+    bytes: int | None = Field(default=None, ge=0)
+    split: str | None = None
 
     @field_validator("url")
     @classmethod
-    def _url_scheme(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://", "file://", "hf://", "s3://", "gs://")):
-            raise ValueError(
-                f"unsupported URL {value!r}: use https://, hf://, s3://, gs:// or file://"
-            )
+    def _url_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        allow_http = bool((info.context or {}).get("allow_http", True))
+        return check_url(value, allow_http=allow_http)
+
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, value: str | None) -> str | None:
+        if value is not None and (
+            value.startswith(("/", "\\")) or ".." in value.replace("\\", "/").split("/")
+        ):
+            raise ValueError(f"path {value!r} must be relative and stay inside its folder")
         return value
+
+    @property
+    def name(self) -> str:
+        """The file's name in the download cache and on a mirror."""
+        if self.path:
+            return self.path
+        assert self.url is not None
+        return PurePosixPath(urlparse(self.url).path).name or "download"
 
 
 class HttpSource(_Strict):
+    """Files at plain URLs (archives are unpacked safely; ``globs`` pick what is read)."""
+
     type: Literal["http"]
-    files: list[RemoteFile]
+    allow_http: bool = False
+    files: list[RemoteFile] = Field(min_length=1)
     mirrors: list[str] = Field(default_factory=list)
+    globs: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _urls(self) -> HttpSource:
+        for i, f in enumerate(self.files):
+            if f.url is None:
+                raise ValueError(f"files[{i}] needs a 'url:'")
+            check_url(f.url, allow_http=self.allow_http)
+        for m in self.mirrors:
+            check_url(m, allow_http=self.allow_http, what="mirror URL")
+        return self
 
 
 class HfSource(_Strict):
+    """Files of a Hugging Face Hub dataset repository at a pinned commit.
+
+    ``fallback`` is another source (usually the original archive) used when the Hub cannot be
+    reached or does not have a file.
+    """
+
     type: Literal["hf"]
-    repo: str
-    revision: str
+    repo: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+    revision: COMMIT
     config: str | None = None
-    files: list[RemoteFile] = Field(default_factory=list)
+    files: list[RemoteFile] = Field(min_length=1)
+    fallback: HttpSource | None = None
+
+    @model_validator(mode="after")
+    def _paths(self) -> HfSource:
+        for i, f in enumerate(self.files):
+            if not f.path:
+                raise ValueError(f"files[{i}] needs a 'path:' (the file's path in the repo)")
+        return self
 
 
 class KaggleSource(_Strict):
+    """A Kaggle dataset; ``version`` pins it (the latest is resolved once and locked)."""
+
     type: Literal["kaggle"]
-    dataset: str
-    version: int | None = None
-    files: list[str] = Field(default_factory=list)
+    dataset: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    version: int | None = Field(default=None, ge=1)
+    files: list[str] = Field(default_factory=lambda: ["**/*"])
 
 
 class GithubSource(_Strict):
+    """The archive of one commit of a GitHub repository, one document per matching file."""
+
     type: Literal["github"]
-    repo: str
-    commit: str
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    commit: COMMIT
     globs: list[str] = Field(default_factory=lambda: ["**/*"])
+    exclude: list[str] = Field(default_factory=list)
+    license: str | None = None
+    max_file_bytes: int = Field(default=2 * 2**20, ge=1)
 
 
 Source = Annotated[
     LocalSource | HttpSource | HfSource | KaggleSource | GithubSource, Field(discriminator="type")
 ]
+
+
+class ReaderOptions(_Strict):
+    """How a reader finds the text in structured files (csv, jsonl, parquet)."""
+
+    text_fields: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
+    title_field: str | None = None
+    metadata_fields: list[str] = Field(default_factory=list)
+    separator: str = "\n\n"
+    encoding: str = "utf-8"
+    delimiter: str = ","
 
 
 class Size(_Strict):
@@ -112,6 +212,7 @@ class CorpusEntry(_Strict):
     citation: str | None = None
     source: Source
     reader: Literal["text", "wikitext", "parquet", "jsonl", "csv", "code"] = "text"
+    reader_options: ReaderOptions = Field(default_factory=ReaderOptions)
     recipe: dict[str, Any] = Field(default_factory=dict)
     origin: str | None = Field(default=None, exclude=True)
 
@@ -204,7 +305,10 @@ def load_file(path: Path) -> list[CorpusEntry]:
         if not isinstance(raw, dict):
             raise CatalogError(f"{path}: each item under 'corpora:' must be a mapping")
         try:
-            entry = CorpusEntry.model_validate({**_strip_lines(raw), "origin": str(path)})
+            entry = CorpusEntry.model_validate(
+                {**_strip_lines(raw), "origin": str(path)},
+                context={"allow_http": _allows_http(raw.get("source"))},
+            )
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = [p for p in err["loc"] if not (isinstance(p, str) and p in _SOURCE_TAGS)]
@@ -219,6 +323,13 @@ def load_file(path: Path) -> list[CorpusEntry]:
 
 
 _SOURCE_TAGS = {"local", "http", "hf", "kaggle", "github"}
+
+
+def _allows_http(source: Any) -> bool:
+    """Whether a raw source (or its fallback) says ``allow_http: true``, for URL checks."""
+    if not isinstance(source, dict):
+        return False
+    return source.get("allow_http") is True or _allows_http(source.get("fallback"))
 
 
 def _catalog_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

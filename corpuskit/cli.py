@@ -135,8 +135,16 @@ def info(c: Context, name: str, as_json: bool) -> None:
             f"  {'fetched:':<11} yes, {docs:,} documents, {human_bytes(nbytes)} "
             f"in {local['raw_dir']}"
         )
+        resolved = local["raw"].get("resolved") or {}
+        if resolved.get("pin") is not None:
+            click.echo(f"  {'pinned:':<11} {resolved.get('source')} @ {resolved['pin']}")
     else:
         click.echo(f"  {'fetched:':<11} no (`corpuskit fetch {name}`)")
+    if local.get("downloads_bytes"):
+        click.echo(
+            f"  {'downloads:':<11} {human_bytes(local['downloads_bytes'])} cached in "
+            f"{local['downloads_dir']}"
+        )
     for build in local["token_builds"]:
         click.echo(f"  {'build:':<11} {build}")
 

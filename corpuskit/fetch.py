@@ -1,12 +1,18 @@
 """``fetch``: resolve a catalog entry into Arrow document shards plus a manifest.
 
 The raw artifact lives in ``<root>/raw/<corpus>/``. Its manifest records a fingerprint of the
-entry and of its inputs; when that fingerprint is unchanged a second fetch does nothing. A lock
-file keeps two processes from fetching the same corpus at once.
+entry and of its inputs; when that fingerprint is unchanged a second fetch does nothing (and
+touches no network). A file lock keeps two processes from fetching the same corpus at once.
+
+Remote sources first ``prepare`` their files in ``<root>/downloads/<corpus>/`` (verified,
+resumable, reused by later fetches); the manifest then records what was resolved (URLs without
+credentials, the revision, commit or dataset version, per-file sha256 and bytes), and so does the
+lock file (``corpuskit-lock.json``), so that a fetch elsewhere gets the same bytes or fails.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +34,13 @@ from corpuskit.shards import (
     write_json_atomic,
 )
 from corpuskit.sources import source_module
+from corpuskit.sources.common import (
+    ENV_MIRROR,
+    FetchContext,
+    check_user_url,
+    read_lock,
+    update_lock,
+)
 
 
 @dataclass
@@ -46,6 +59,16 @@ class FetchResult:
         return sum(s["bytes"] for s in self.manifest["splits"].values())
 
 
+def download_state(root: Path, corpus: str) -> dict[str, Any]:
+    """What the download cache holds for a corpus (for ``corpuskit info``)."""
+    base = root / "downloads" / corpus
+    total = 0
+    if base.is_dir():
+        total = sum(p.stat().st_size for p in base.rglob("*") if p.is_file())
+    locked = read_lock(root).get(corpus)
+    return {"downloads_dir": str(base), "downloads_bytes": total, "locked": locked}
+
+
 def artifact_lock(directory: Path, timeout: float = 600) -> FileLock:
     """An exclusive lock beside an artifact folder (waits, then fails with a clear message)."""
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -59,14 +82,35 @@ def fetch_entry(
     force: bool = False,
     progress: bool = True,
     shard_bytes: int = 16 * 2**20,
+    mirror: str | None = None,
+    splits: list[str] | None = None,
 ) -> FetchResult:
+    """Fetch ``entry`` into ``<root>/raw/<name>/``.
+
+    ``mirror`` (or ``CORPUSKIT_MIRROR``) is a base URL tried before the catalog's URLs;
+    ``splits`` keeps only those splits (e.g. ``["validation"]`` for a quick evaluation set) and
+    is part of the artifact's identity.
+    """
     module = source_module(entry)
     target = raw_dir(root, entry.name)
+    mirror = mirror or os.environ.get(ENV_MIRROR) or None
+    if mirror:
+        check_user_url(mirror, "mirror")
+    if splits:
+        unknown = sorted(set(splits) - set(entry.splits))
+        if unknown:
+            raise CorpuskitError(
+                f"corpus {entry.name!r} has no split {', '.join(unknown)}; its splits are "
+                f"{', '.join(entry.splits)}"
+            )
+        splits = [s for s in entry.splits if s in splits]
+    config: dict[str, Any] = {"source": entry.source.model_dump(), "reader": entry.reader}
+    if entry.reader_options.model_dump(exclude_defaults=True):
+        config["reader_options"] = entry.reader_options.model_dump()
+    if splits:
+        config["splits"] = splits
     identity = new_manifest(
-        "raw",
-        entry.name,
-        inputs=module.input_fingerprint(entry),
-        config={"source": entry.source.model_dump(), "reader": entry.reader},
+        "raw", entry.name, inputs=module.input_fingerprint(entry), config=config
     )
     lock = artifact_lock(target)
     try:
@@ -80,14 +124,25 @@ def fetch_entry(
         current = existing_manifest(target)
         if not force and current and current["fingerprint"] == identity["fingerprint"]:
             return FetchResult(entry.name, target, True, current)
+        prepared = None
+        if hasattr(module, "prepare"):
+            ctx = FetchContext(
+                root, progress=progress, mirror=mirror, splits=splits,
+                locked=read_lock(root).get(entry.name, {}),
+            )
+            prepared = module.prepare(entry, ctx)
+            documents = module.iter_documents(entry, prepared)
+        else:
+            documents = module.iter_documents(entry)
         with staging_dir(target) as tmp:
             writer = ShardWriter(tmp, document_schema(module.metadata_columns(entry)), shard_bytes)
             skipped: Counter[str] = Counter()
-            bar = tqdm(desc=f"fetch {entry.name}", unit="doc", disable=not progress, leave=False)
-            for doc in module.iter_documents(entry):
+            bar = tqdm(desc=f"read {entry.name}", unit="doc", disable=not progress, leave=False)
+            for doc in documents:
                 bar.update()
+                reason = doc.pop("skip", None)
                 if doc["text"] is None:
-                    skipped["not_utf8"] += 1
+                    skipped[reason or "not_utf8"] += 1
                     continue
                 writer.write(doc)
             bar.close()
@@ -100,10 +155,14 @@ def fetch_entry(
                 **identity,
                 "entry": entry.model_dump(mode="json"),
                 "splits": dict(sorted(writer.split_counts.items())),
-                "skipped": dict(skipped),
+                "skipped": dict(sorted(skipped.items())),
                 "shards": [s.__dict__ for s in shards],
             }
+            if prepared is not None:
+                manifest["resolved"] = prepared.resolved
             write_json_atomic(tmp / MANIFEST, manifest)
+        if prepared is not None:
+            update_lock(root, entry.name, prepared.resolved)
         return FetchResult(entry.name, target, False, manifest)
     finally:
         lock.release()

@@ -1,0 +1,102 @@
+"""WikiText: the original ``wiki.*.tokens`` / ``wiki.*.raw`` files or the Hub's parquet rows.
+
+One document per article. An article starts at a top-level heading line `` = Title = `` (not
+`` = = Section = = ``) and runs to the line before the next one; lines before the first heading
+belong to the first article. Every line is kept, blank ones included, with its newline, so the
+documents of a split concatenate back to the original file byte for byte, and counting
+whitespace tokens plus one end-of-line token per line reproduces the published token counts.
+
+The Hub's parquet has one row per line with blank lines stored as ``""`` (the original files
+have `` \\n``); rows are mapped back to the file's lines, so both inputs give the same documents.
+A split given as several files (WikiText-103 train on the Hub) is read as one stream, because an
+article may continue from one file into the next.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from corpuskit.catalog import ReaderOptions
+from corpuskit.errors import CorpuskitError
+from corpuskit.readers import skipped
+
+HEADING = re.compile(r"^ = (?!=)(.*?) = \n?$")
+
+
+def metadata_columns(options: ReaderOptions) -> list[str]:
+    return ["file", "title"]
+
+
+def _file_lines(path: Path) -> Iterator[str | None]:
+    with path.open("rb") as f:
+        for raw in f:  # splits on b"\n" only, like the original files' line structure
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield None
+
+
+def _parquet_lines(path: Path, field: str) -> Iterator[str | None]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        raise CorpuskitError(f"{path.name}: not a readable parquet file ({exc})") from None
+    if field not in pf.schema_arrow.names:
+        raise CorpuskitError(
+            f"{path.name}: no column {field!r} (columns: {', '.join(pf.schema_arrow.names)})"
+        )
+    for batch in pf.iter_batches(columns=[field], batch_size=65536):
+        for row in batch.column(0).to_pylist():
+            if row is None or row == "":
+                yield " \n"
+            else:
+                yield row if row.endswith("\n") else row + "\n"
+
+
+def lines(path: Path, options: ReaderOptions) -> Iterator[str | None]:
+    """The lines of one WikiText file (either format), each ending with a newline."""
+    if path.suffix == ".parquet":
+        return _parquet_lines(path, options.text_fields[0])
+    return _file_lines(path)
+
+
+def heading_title(line: str) -> str | None:
+    m = HEADING.match(line)
+    return m.group(1) if m else None
+
+
+def read(files: list[tuple[Path, str]], options: ReaderOptions) -> Iterator[dict[str, Any]]:
+    buffer: list[str] = []
+    title: str | None = None
+    file_of_article = files[0][1] if files else ""
+    index = 0
+    bad = False
+
+    def emit() -> dict[str, Any]:
+        key = f"{index:06d}"
+        if bad:
+            return skipped(key, file_of_article, "not_utf8", title=title)
+        return {"key": key, "text": "".join(buffer), "file": file_of_article, "title": title}
+
+    for path, name in files:
+        for line in lines(path, options):
+            found = heading_title(line) if line is not None else None
+            if found is not None and title is not None:
+                yield emit()
+                index += 1
+                buffer, bad = [], False
+            if found is not None:
+                if title is None or not buffer:
+                    file_of_article = name
+                title = found
+            if line is None:
+                bad = True
+            else:
+                buffer.append(line)
+    if buffer:
+        yield emit()
