@@ -92,6 +92,7 @@ class BuildConfig:
     fix_mojibake: bool = True
     html: bool = False
     wikitext: bool = False
+    whitespace: str = "normalize"
     # filter
     min_chars: int = 1
     max_chars: int | None = None
@@ -147,6 +148,8 @@ class BuildConfig:
             raise CorpuskitError(
                 "--val-fraction plus --test-fraction must leave some training data"
             )
+        if self.whitespace not in ("normalize", "keep"):
+            raise CorpuskitError("whitespace must be 'normalize' or 'keep'")
         if self.normalization not in ("NFC", "NFKC", "none"):
             raise CorpuskitError("--normalization must be NFC, NFKC or none")
         if self.stopwords not in ("off", "filter", "remove"):
@@ -240,6 +243,7 @@ def make_plan(entry: CorpusEntry, config: BuildConfig) -> Plan:
             fix_mojibake=config.fix_mojibake,
             html=config.html and not code,
             wikitext=config.wikitext and not code,
+            whitespace=config.whitespace,  # type: ignore[arg-type]
         ),
         LengthFilter(min_chars=config.min_chars, max_chars=config.max_chars),
     ]

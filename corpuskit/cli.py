@@ -210,6 +210,13 @@ def fetch(c: Context, name: str, force: bool, mirror: str | None, splits: tuple[
 @click.option("--dedup/--no-dedup", default=None, help="Exact-duplicate removal [on].")
 @click.option("--seed", type=int, help="Seed for splits and tokenizer sampling [0].")
 @click.option("--sentence-budget", type=int, help="Lines sampled to train sentencepiece [1000000].")
+@click.option(
+    "--keep-whitespace",
+    "whitespace",
+    flag_value="keep",
+    default=None,
+    help="Leave spaces and blank lines exactly as they are (classic WikiText) [normalize].",
+)
 @click.option("--bos/--no-bos", default=None, help="Lead every document with BOS [off].")
 @click.option("--workers", type=int, help="Worker processes and threads [all cores].")
 @click.option("--fix-mojibake/--no-fix-mojibake", default=None, help="Repair mojibake [on].")

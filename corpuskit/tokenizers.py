@@ -184,7 +184,9 @@ class VocabTokenizer:
     def encode(self, text: str) -> list[int]:
         get = self._ids.get
         out: list[int] = []
-        lines = text.split("\n")
+        # The last line's end is the EOS the packer adds after the document, whether or not
+        # the text ends with a newline: a document of L lines gets L end-of-line tokens.
+        lines = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
         for n, line in enumerate(lines):
             out.extend(get(u, 0) for u in self._units(line))
             if n < len(lines) - 1:

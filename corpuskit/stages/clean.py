@@ -118,6 +118,9 @@ class Clean:
     fix_mojibake: bool = True
     html: bool = False
     wikitext: bool = False
+    # "keep": leave spaces and line structure exactly as they are (the classic WikiText setup,
+    # where every line, blank ones included, is an end-of-line token).
+    whitespace: Literal["normalize", "keep"] = "normalize"
     name: str = "clean"
 
     def config(self) -> dict[str, Any]:
@@ -150,6 +153,8 @@ class Clean:
         if self.wikitext and not self.code:
             for pattern, replacement in _WIKITEXT:
                 text = pc.replace_substring_regex(text, pattern, replacement)
+        if self.whitespace == "keep":
+            return text
         # Whitespace last: tabs and no-break spaces before a newline, then per mode.
         text = pc.replace_substring_regex(text, r"[ \t\x{00a0}]+\n", "\n")
         if not self.code:
