@@ -1,0 +1,42 @@
+"""Text from a trained run: rebuild the model from its folder, encode a prompt, sample, decode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from corpuskit.train.checkpoint import read_run_config
+
+
+def sample(run_dir: str | Path, prompt: str = "", *, max_new_tokens: int = 200,
+           temperature: float = 0.8, top_k: int | None = 50, seed: int = 0,
+           tokenizer: Any = None, device: str = "auto") -> str:
+    """The prompt followed by ``max_new_tokens`` sampled tokens, decoded.
+
+    Generation starts after an end-of-document id, as every document in the training data does,
+    so an empty prompt gives the start of a new document. ``tokenizer`` defaults to the one of
+    the build recorded in the run's ``config.yaml``; anything with ``encode``/``decode`` works.
+    The same seed gives the same text.
+    """
+    config, data = read_run_config(run_dir)
+    if tokenizer is None:
+        from corpuskit.tokenizers import load_tokenizer
+
+        tokenizer = load_tokenizer(data["build_dir"])
+    eos = int(data.get("eos_id", getattr(tokenizer, "eos_id", 0)))
+    ids = [eos, *tokenizer.encode(prompt)]
+    if config.model == "ngram":
+        from corpuskit.train.ngram import sample_ngram
+
+        out = sample_ngram(Path(run_dir), ids, max_new_tokens, temperature, top_k, seed)
+        return tokenizer.decode(out[1:])
+    import torch
+
+    from corpuskit.train.loaded import load_run
+
+    loaded = load_run(run_dir, device=device, need_build=False)
+    generator = torch.Generator(device=loaded.device).manual_seed(seed)
+    idx = torch.tensor([ids], dtype=torch.long, device=loaded.device)
+    out = loaded.model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k,
+                                generator=generator)
+    return tokenizer.decode(out[0, 1:].tolist())
