@@ -98,7 +98,7 @@ _NONE = ("none", "null", "~", "")
 # Keys that may change when a run is resumed: they do not change the model or what it has seen.
 RESUMABLE_KEYS = frozenset(
     {"max_steps", "max_tokens", "epochs", "eval_interval", "eval_batches", "log_interval",
-     "checkpoint_interval", "device", "compile", "final_eval_tokens"}
+     "checkpoint_interval", "device", "compile", "final_eval_tokens", "threads"}
 )
 
 
@@ -143,6 +143,7 @@ class TrainConfig:
     device: str = "auto"
     dtype: str = "auto"
     compile: bool = False
+    threads: int | None = None  # CPU threads for torch (None: torch's default, all cores)
     # model dimensions
     n_layer: int = 4
     n_head: int = 4
@@ -235,7 +236,8 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise ValueError(f"setting {key!r} must be >= 1, got {getattr(self, key)}")
-        for key in ("max_steps", "max_tokens", "checkpoint_interval", "final_eval_tokens"):
+        for key in ("max_steps", "max_tokens", "checkpoint_interval", "final_eval_tokens",
+                    "threads"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ValueError(f"setting {key!r} must be >= 1 or none, got {value}")

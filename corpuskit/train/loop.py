@@ -31,6 +31,7 @@ from corpuskit.train.optim import lr_at, make_optimizer, plan_steps
 from corpuskit.train.runtime import (
     DistEnv,
     autocast,
+    cpu_threads,
     distributed,
     resolve_device,
     resolve_dtype,
@@ -77,7 +78,7 @@ def train(build_dir: str | Path, run_dir: str | Path, config: TrainConfig | None
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device, env)
-    with distributed(env, device):
+    with cpu_threads(config.threads), distributed(env, device):
         trainer = _Trainer(build, run_dir, config, env, device, log, progress)
         return trainer.run(resuming)
 
