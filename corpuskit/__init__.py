@@ -13,7 +13,16 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _API = (
-    "list_corpora", "info", "fetch", "build", "train", "sample", "inspect", "export",
+    "list_corpora",
+    "info",
+    "fetch",
+    "build",
+    "train",
+    "sample",
+    "inspect",
+    "export",
+    "evaluate",
+    "compare",
     "load_catalog",
 )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corpuskit.build import BuildConfig, BuildResult, build_entry
+from corpuskit.build import BuildConfig, BuildResult, build_entry, build_root
 from corpuskit.catalog import Catalog, CorpusEntry
 from corpuskit.encode import latest_build
 from corpuskit.errors import CorpuskitError
@@ -108,9 +108,11 @@ def build(
 
     ``config`` fields are ``BuildConfig``'s. Precedence, lowest first: the entry's own
     ``recipe``, the ``recipe`` file, ``settings`` (the CLI's ``--set``), explicit arguments.
+    ``executor="ray"`` (and ``address=``) runs the per-shard work as Ray tasks, same output.
+    ``data_dir`` may be a ``file://`` URL; object-store URLs are refused (docs/scale-out.md).
     """
     entry = load_catalog(catalog).get(name)
-    root = data_root(data_dir)
+    root = build_root(data_dir)
     build_config = build_settings(entry, recipe, settings, config)
     if fetch_missing and existing_manifest(raw_dir(root, name)) is None:
         fetch_entry(entry, root, progress=progress)
@@ -176,7 +178,7 @@ def _new_run_dir(root: Path, base: str) -> Path:
 
 
 def train(
-    corpus: str,
+    corpus: str | None = None,
     *,
     model: str = "gpt",
     preset: str = "tiny",
@@ -184,16 +186,35 @@ def train(
     run_name: str | None = None,
     config_file: str | os.PathLike[str] | None = None,
     overrides: Sequence[str] = (),
+    resume: str | None = None,
     progress: bool = True,
     log: Any = print,
 ) -> TrainResult:
-    """Train a language model on a corpus's newest token build (or a build folder)."""
+    """Train a language model on a corpus's newest token build (or a build folder).
+
+    ``resume`` names an interrupted run (name, folder or ``latest``): it continues from its last
+    checkpoint on the build it was started on, and ends with the same weights as an
+    uninterrupted run. ``overrides`` may then change only the run length, intervals and device.
+    """
     from corpuskit.train import TrainConfig
     from corpuskit.train import train as run_training
+    from corpuskit.train.checkpoint import read_run_config
 
     root = data_root(data_dir)
-    build_dir = resolve_build(corpus, root)
     try:
+        if resume is not None:
+            run_dir = resolve_run(resume, root)
+            saved, data = read_run_config(run_dir)
+            build_dir = Path(data["build_dir"])
+            config = saved.replace(**_parse_overrides(overrides)) if overrides else None
+            result = run_training(
+                build_dir, run_dir, config, progress=progress, log=log, resume=True
+            )
+            _point_latest_run(root, run_dir)
+            return TrainResult(run_dir, build_dir, result)
+        if corpus is None:
+            raise CorpuskitError("name a corpus (or a build folder) to train on, or --resume RUN")
+        build_dir = resolve_build(corpus, root)
         config = TrainConfig.from_preset(
             model, preset, config_file=config_file, overrides=list(overrides)
         )
@@ -204,6 +225,42 @@ def train(
     result = run_training(build_dir, run_dir, config, progress=progress, log=log)
     _point_latest_run(root, run_dir)
     return TrainResult(run_dir, build_dir, result)
+
+
+def _parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
+    from corpuskit.train.config import parse_overrides
+
+    return parse_overrides(list(overrides))
+
+
+def evaluate(
+    run: str, split: str = "val", *, data_dir: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """Loss, perplexity, next-token accuracy and bits per byte of a run on a split."""
+    from corpuskit.train import evaluate as run_evaluate
+
+    return run_evaluate(resolve_run(run, data_root(data_dir)), split)
+
+
+def compare(
+    runs: Sequence[str], *, data_dir: str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per run (best validation loss first); no runs named means every run."""
+    from corpuskit.train import compare as run_compare
+
+    root = data_root(data_dir)
+    if not runs:
+        base = runs_root(root)
+        dirs = (
+            sorted(p for p in base.iterdir() if (p / "config.yaml").is_file())
+            if base.is_dir()
+            else []
+        )
+    else:
+        dirs = [resolve_run(r, root) for r in runs]
+    if not dirs:
+        raise CorpuskitError("there is no run yet; train one with `corpuskit train`")
+    return run_compare(dirs)
 
 
 def _point_latest_run(root: Path, run_dir: Path) -> None:
@@ -254,16 +311,23 @@ def sample(
     )
 
 
-def inspect(build: str, *, data_dir: str | os.PathLike[str] | None = None,
-            samples: int = 3) -> dict[str, Any]:
+def inspect(
+    build: str, *, data_dir: str | os.PathLike[str] | None = None, samples: int = 3
+) -> dict[str, Any]:
     """Token counts, bytes per token, unknown rate, length histogram and decoded samples."""
     from corpuskit.inspection import inspect_build
 
     return inspect_build(resolve_build(build, data_root(data_dir)), samples=samples)
 
 
-def export(build: str, out: str | os.PathLike[str], *, to: str = "hf",
-           data_dir: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Path:
+def export(
+    build: str,
+    out: str | os.PathLike[str],
+    *,
+    to: str = "hf",
+    data_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write a build's documents and token ids as Hugging Face datasets under ``out``."""
     from corpuskit.export import export_hf
 
@@ -271,3 +335,63 @@ def export(build: str, out: str | os.PathLike[str], *, to: str = "hf",
         raise CorpuskitError(f"unknown export format {to!r}; supported: hf")
     root = data_root(data_dir)
     return export_hf(resolve_build(build, root), root, Path(out), overwrite=overwrite)
+
+
+def report(
+    build: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    runs: Sequence[str] = (),
+    sample_docs: int = 2000,
+    catalog: CatalogPaths = (),
+) -> Any:
+    """Write a self-contained HTML report (and PNG charts) about a build and, optionally, runs.
+
+    ``build`` is a corpus name (its newest token build), a token build folder or a clean
+    artifact folder; ``runs`` are run names, run folders or ``latest``. The default output
+    folder is ``<data>/reports/<corpus>/<fingerprint>/``. Returns a ``ReportResult``.
+    """
+    from corpuskit.report import build_report
+
+    root = data_root(data_dir)
+    path = Path(build)
+    if (path / "meta.json").is_file() or (path / "manifest.json").is_file():
+        build_dir = path
+    else:
+        build_dir = resolve_build(build, root)
+    run_dirs = [resolve_run(r, root) for r in runs]
+    entry = None
+    try:  # the raw manifest carries the entry; the catalog is the fallback for older ones
+        corpus = build_dir.parent.name
+        entry = load_catalog(catalog).get(corpus).model_dump(mode="json")
+    except CorpuskitError:
+        pass
+    return build_report(
+        build_dir,
+        root,
+        out_dir=Path(out) if out is not None else None,
+        runs=run_dirs,
+        sample_docs=sample_docs,
+        catalog_entry=entry,
+    )
+
+
+def doctor(
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    catalog: CatalogPaths = (),
+    offline: bool = False,
+    timeout: float = 3.0,
+    hosts: Sequence[str] | None = None,
+) -> list[Any]:
+    """Check the environment: versions, torch device, data root, catalog, network reachability.
+
+    Returns ``doctor.Check`` rows; ``offline`` skips the network checks, ``hosts``
+    (``host:port``) replaces the catalog's hosts.
+    """
+    from corpuskit.doctor import run_checks
+
+    return run_checks(
+        data_root(data_dir), catalog=catalog, offline=offline, timeout=timeout, hosts=hosts
+    )

@@ -7,11 +7,14 @@ Exit codes: 0 success, 1 a user error (one line on stderr, no traceback), 2 bad 
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from corpuskit import __version__, api
 from corpuskit.errors import CorpuskitError
@@ -36,10 +39,13 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
 
 
 class Context:
-    def __init__(self, data_dir: str | None, catalog: tuple[str, ...], quiet: bool):
+    def __init__(
+        self, data_dir: str | None, catalog: tuple[str, ...], quiet: bool, verbose: bool = False
+    ):
         self.data_dir = data_dir
         self.catalog = catalog
         self.quiet = quiet
+        self.verbose = verbose
 
     def say(self, message: str) -> None:
         if not self.quiet:
@@ -47,6 +53,18 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+def _complete_corpus(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of corpus names from the catalog (with any --catalog given so far)."""
+    try:
+        catalog = ctx.find_root().params.get("catalog") or ()
+        names = [e.name for e in api.load_catalog(catalog)]
+    except Exception:  # a broken catalog must not break the user's shell
+        return []
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,10 +83,33 @@ pass_ctx = click.make_pass_decorator(Context)
     help="Extra catalog YAML file or folder (repeatable; also $CORPUSKIT_CATALOG).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars, only results and errors.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="More detail on stderr: steps, timings, decisions."
+)
 @click.pass_context
-def cli(ctx: click.Context, data_dir: str | None, catalog: tuple[str, ...], quiet: bool) -> None:
+def cli(
+    ctx: click.Context, data_dir: str | None, catalog: tuple[str, ...], quiet: bool, verbose: bool
+) -> None:
     """corpuskit: from an open corpus to a trained language model and its perplexity."""
-    ctx.obj = Context(data_dir, catalog, quiet)
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose exclude each other")
+    _setup_logging(verbose)
+    ctx.obj = Context(data_dir, catalog, quiet, verbose)
+
+
+def _setup_logging(verbose: bool) -> None:
+    """``--verbose`` shows the ``corpuskit.*`` loggers' INFO records (timings, decisions) on
+    stderr; otherwise only warnings. stdout stays for results, so ``--json`` output is clean."""
+    logger = logging.getLogger("corpuskit")
+    handler = next((h for h in logger.handlers if getattr(h, "_corpuskit", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler._corpuskit = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(sys.stderr)  # the current stderr (a test runner may have replaced it)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 @cli.command("list")
@@ -101,7 +142,7 @@ def list_cmd(c: Context, language, domain, source, license_, max_size, search, a
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_corpus)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def info(c: Context, name: str, as_json: bool) -> None:
@@ -150,19 +191,26 @@ def info(c: Context, name: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_corpus)
 @click.option("--force", is_flag=True, help="Fetch again even if up to date.")
 @click.option(
     "--mirror",
     envvar="CORPUSKIT_MIRROR",
     help="Base URL tried first for every file (also $CORPUSKIT_MIRROR).",
 )
-@click.option(
-    "--split", "splits", multiple=True, help="Fetch only this split (repeatable)."
-)
+@click.option("--split", "splits", multiple=True, help="Fetch only this split (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
-def fetch(c: Context, name: str, force: bool, mirror: str | None, splits: tuple[str, ...]) -> None:
+def fetch(
+    c: Context,
+    name: str,
+    force: bool,
+    mirror: str | None,
+    splits: tuple[str, ...],
+    as_json: bool = False,
+) -> None:
     """Fetch corpus NAME into Arrow shards under <data>/raw/NAME/."""
+    started = time.perf_counter()
     result = api.fetch(
         name,
         data_dir=c.data_dir,
@@ -172,6 +220,10 @@ def fetch(c: Context, name: str, force: bool, mirror: str | None, splits: tuple[
         mirror=mirror,
         splits=splits or None,
     )
+    logging.getLogger("corpuskit.cli").info("fetch %s: %.2fs", name, time.perf_counter() - started)
+    if as_json:
+        click.echo(json.dumps(_fetch_json(result), indent=2, default=str))
+        return
     state = "up to date, nothing to do" if result.skipped else "fetched"
     click.echo(
         f"{name}: {state}: {result.documents:,} documents, {human_bytes(result.bytes)}, "
@@ -183,7 +235,7 @@ def fetch(c: Context, name: str, force: bool, mirror: str | None, splits: tuple[
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_corpus)
 @click.option(
     "--tokenizer",
     help="spm-bpe:N, spm-unigram:N, word[:N], char, byte, a sentencepiece .model file or "
@@ -219,6 +271,15 @@ def fetch(c: Context, name: str, force: bool, mirror: str | None, splits: tuple[
 )
 @click.option("--bos/--no-bos", default=None, help="Lead every document with BOS [off].")
 @click.option("--workers", type=int, help="Worker processes and threads [all cores].")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Where per-shard work runs: local processes or Ray tasks; same output [local].",
+)
+@click.option(
+    "--address",
+    help="Ray cluster to join with --executor ray ('auto' or HOST:PORT) [a private local one].",
+)
 @click.option("--fix-mojibake/--no-fix-mojibake", default=None, help="Repair mojibake [on].")
 @click.option("--html/--no-html", default=None, help="Extract text from HTML documents [off].")
 @click.option(
@@ -229,9 +290,7 @@ def fetch(c: Context, name: str, force: bool, mirror: str | None, splits: tuple[
     default=None,
     help="Gopher quality heuristics (code: line-length and alphanumeric checks) [off].",
 )
-@click.option(
-    "--repetition/--no-repetition", default=None, help="Gopher repetition filter [off]."
-)
+@click.option("--repetition/--no-repetition", default=None, help="Gopher repetition filter [off].")
 @click.option(
     "--language",
     "languages",
@@ -265,6 +324,7 @@ def fetch(c: Context, name: str, force: bool, mirror: str | None, splits: tuple[
     help="Any build option, e.g. --set min_words=20 (repeatable; value is YAML).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
 def build(
     c: Context,
@@ -273,6 +333,7 @@ def build(
     sets: tuple[str, ...],
     dry_run: bool,
     languages: tuple[str, ...],
+    as_json: bool = False,
     **options: Any,
 ) -> None:
     """Clean, filter, deduplicate, tokenize and pack corpus NAME (fetching it first if needed)."""
@@ -283,11 +344,10 @@ def build(
     settings = parse_sets(sets)
     if dry_run:
         click.echo(
-            api.build_plan(
-                name, catalog=c.catalog, recipe=recipe, settings=settings, **options
-            )
+            api.build_plan(name, catalog=c.catalog, recipe=recipe, settings=settings, **options)
         )
         return
+    started = time.perf_counter()
     result = api.build(
         name,
         data_dir=c.data_dir,
@@ -297,6 +357,10 @@ def build(
         settings=settings,
         **options,
     )
+    _log_build(result, time.perf_counter() - started)
+    if as_json:
+        click.echo(json.dumps(_build_json(result), indent=2, default=str))
+        return
     if result.skipped:
         click.echo(f"{name}: build up to date, nothing to do: {result.tokens_dir}")
     else:
@@ -324,10 +388,108 @@ def build(
         )
 
 
+def _fetch_json(result: Any) -> dict[str, Any]:
+    """``fetch --json``: where the shards are and what they hold."""
+    manifest = result.manifest
+    return {
+        "corpus": result.corpus,
+        "path": str(result.path),
+        "skipped": result.skipped,
+        "fingerprint": manifest.get("fingerprint"),
+        "documents": result.documents,
+        "bytes": result.bytes,
+        "shards": len(manifest.get("shards") or []),
+        "splits": manifest.get("splits"),
+        "skipped_documents": manifest.get("skipped") or {},
+        "resolved": manifest.get("resolved"),
+    }
+
+
+def _build_json(result: Any) -> dict[str, Any]:
+    """``build --json``: the artifacts, per-stage statistics and packed splits."""
+    meta = result.meta
+    specials = 2 if meta.get("bos") else 1
+    splits = {
+        split: {
+            **s,
+            "bytes_per_token": s["bytes"] / max(1, s["tokens"] - specials * s["documents"]),
+        }
+        for split, s in meta["splits"].items()
+    }
+    return {
+        "corpus": result.corpus,
+        "skipped": result.skipped,
+        "clean_skipped": result.clean_skipped,
+        "tokens_skipped": result.tokens_skipped,
+        "clean_dir": str(result.clean_dir),
+        "tokens_dir": str(result.tokens_dir),
+        "clean_fingerprint": result.clean_manifest.get("fingerprint"),
+        "tokens_fingerprint": meta.get("fingerprint"),
+        "stats": result.clean_manifest.get("stats", {}),
+        "tokenizer": meta["tokenizer"].get("spec"),
+        "vocab_size": meta["vocab_size"],
+        "dtype": meta["dtype"],
+        "splits": splits,
+    }
+
+
+def _log_build(result: Any, seconds: float) -> None:
+    """``--verbose``: the build's wall time and, per stage, what went in and out (and the
+    stage's own time when the build recorded one)."""
+    log = logging.getLogger("corpuskit.cli")
+    log.info(
+        "build %s: %.2fs (clean %s, tokens %s)",
+        result.corpus,
+        seconds,
+        "reused" if result.clean_skipped else "built",
+        "reused" if result.tokens_skipped else "built",
+    )
+    for stage, st in (result.clean_manifest.get("stats") or {}).items():
+        took = f", {st['seconds']:.2f}s" if isinstance(st.get("seconds"), (int, float)) else ""
+        log.info(
+            "  stage %s: %s -> %s documents, %s -> %s bytes%s",
+            stage,
+            st.get("documents_in"),
+            st.get("documents_out"),
+            st.get("bytes_in"),
+            st.get("bytes_out"),
+            took,
+        )
+
+
+def _metric(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def print_metrics(ev: dict[str, Any]) -> None:
+    """Held-out metrics of a run, one line per split."""
+    for split in ("val", "test"):
+        m = ev.get(split)
+        if m:
+            click.echo(
+                f"  {split:<5} loss {_metric(m.get('loss'), '.4f')}  "
+                f"perplexity {_metric(m.get('perplexity'), '.2f')}  "
+                f"accuracy {_metric(m.get('accuracy'), '.3f')}  "
+                f"bits/byte {_metric(m.get('bits_per_byte'), '.3f')}"
+            )
+
+
 @cli.command()
-@click.argument("corpus")
-@click.option("--model", default="gpt", show_default=True, help="Model family.")
-@click.option("--preset", default="tiny", show_default=True, help="Model/training preset.")
+@click.argument("corpus", required=False)
+@click.option(
+    "--model",
+    default="gpt",
+    show_default=True,
+    type=click.Choice(["gpt", "lstm", "fnn", "ngram"]),
+    help="Model family.",
+)
+@click.option(
+    "--preset",
+    default="tiny",
+    show_default=True,
+    help="Preset: gpt tiny|small|gpt2-124m, lstm small|medium, fnn small|medium, "
+    "ngram trigram|5gram.",
+)
 @click.option(
     "--config",
     "config_file",
@@ -344,11 +506,14 @@ def build(
 @click.option("--max-steps", type=int, help="Shorthand for --set max_steps=N.")
 @click.option("--device", help="auto, cpu or cuda (shorthand for --set device=...).")
 @click.option("--seed", type=int, help="Shorthand for --set seed=N.")
+@click.option("--threads", type=int, help="CPU threads for torch (shorthand for --set threads=N).")
 @click.option("--run-name", help="Run folder name under <data>/runs [corpus-model-preset].")
+@click.option("--resume", metavar="RUN", help="Continue an interrupted run (name, folder, latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
 def train(
     c: Context,
-    corpus: str,
+    corpus: str | None,
     model: str,
     preset: str,
     config_file: str | None,
@@ -356,13 +521,20 @@ def train(
     max_steps: int | None,
     device: str | None,
     seed: int | None,
+    threads: int | None,
     run_name: str | None,
+    resume: str | None,
+    as_json: bool,
 ) -> None:
     """Train a language model on CORPUS's newest token build (or a build folder)."""
     sets = list(overrides)
-    for key, value in (("max_steps", max_steps), ("device", device), ("seed", seed)):
-        if value is not None:
-            sets.append(f"{key}={value}")
+    shorthands = (
+        ("max_steps", max_steps),
+        ("device", device),
+        ("seed", seed),
+        ("threads", threads),
+    )
+    sets += [f"{key}={value}" for key, value in shorthands if value is not None]
     result = api.train(
         corpus,
         model=model,
@@ -371,21 +543,78 @@ def train(
         run_name=run_name,
         config_file=config_file,
         overrides=sets,
-        progress=not c.quiet,
-        log=c.say,
+        resume=resume,
+        progress=not c.quiet and not as_json,
+        log=c.say if not as_json else (lambda _m: None),
     )
     ev = result.eval
+    if as_json:
+        click.echo(json.dumps({"run": str(result.run_dir), **ev}, indent=2, default=str))
+        return
     click.echo(f"run {result.run_dir.name} saved in {result.run_dir}")
-    if "initial_val_loss" in ev:
+    if ev.get("initial_val_loss") is not None:
         click.echo(f"  val loss before training {ev['initial_val_loss']:.4f}")
-    for split in ("val", "test"):
-        if split in ev:
-            m = ev[split]
-            click.echo(
-                f"  {split:<5} loss {m['loss']:.4f}  perplexity {m['perplexity']:.2f}  "
-                f"accuracy {m.get('accuracy', float('nan')):.3f}  "
-                f"bits/byte {m.get('bits_per_byte', float('nan')):.3f}"
-            )
+    print_metrics(ev)
+
+
+@cli.command("eval")
+@click.argument("run")
+@click.option("--split", default="val", show_default=True, help="val, test or train.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def eval_cmd(c: Context, run: str, split: str, as_json: bool) -> None:
+    """Evaluate RUN (a run name, folder or 'latest') on a split of its build."""
+    metrics = api.evaluate(run, split, data_dir=c.data_dir)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    click.echo(f"{run} on {split}:")
+    print_metrics(
+        {"val" if split == "val" else "test": metrics} if split != "train" else {"val": metrics}
+    )
+
+
+@cli.command()
+@click.argument("runs", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def compare(c: Context, runs: tuple[str, ...], as_json: bool) -> None:
+    """Compare RUNS (default: every run) by held-out loss and perplexity, best first."""
+    rows = api.compare(list(runs), data_dir=c.data_dir)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = []
+    for r in rows:
+        table.append(
+            {
+                "run": r["run"],
+                "model": r["model"],
+                "preset": r["preset"],
+                "params": f"{r['params']:,}" if r.get("params") else "",
+                "steps": r.get("steps") or "",
+                "val_loss": _metric(r.get("val_loss"), ".4f"),
+                "val_ppl": _metric(r.get("val_perplexity"), ".2f"),
+                "test_ppl": _metric(r.get("test_perplexity"), ".2f"),
+                "bits/byte": _metric(r.get("val_bits_per_byte"), ".3f"),
+                "status": r["status"],
+            }
+        )
+    print_table(
+        table,
+        [
+            "run",
+            "model",
+            "preset",
+            "params",
+            "steps",
+            "val_loss",
+            "val_ppl",
+            "test_ppl",
+            "bits/byte",
+            "status",
+        ],
+    )
 
 
 @cli.command()
@@ -430,13 +659,17 @@ def inspect_cmd(c: Context, build: str, samples: int, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
     click.echo(f"{report['build']}")
-    click.echo(f"  corpus {report['corpus']}, tokenizer {report['tokenizer']} "
-               f"(vocab {report['vocab_size']:,}, {report['dtype']})")
+    click.echo(
+        f"  corpus {report['corpus']}, tokenizer {report['tokenizer']} "
+        f"(vocab {report['vocab_size']:,}, {report['dtype']})"
+    )
     for split, s in report["splits"].items():
         bpt = f"{s['bytes_per_token']:.2f}" if s["bytes_per_token"] else "?"
-        click.echo(f"  {split}: {s['documents']:,} documents, {s['tokens']:,} tokens, "
-                   f"{bpt} bytes/token, unknown {100 * s['unknown_rate']:.3f}%, "
-                   f"mean {s['mean_document_tokens']:.0f} tokens/document")
+        click.echo(
+            f"  {split}: {s['documents']:,} documents, {s['tokens']:,} tokens, "
+            f"{bpt} bytes/token, unknown {100 * s['unknown_rate']:.3f}%, "
+            f"mean {s['mean_document_tokens']:.0f} tokens/document"
+        )
         peak = max((b["documents"] for b in s["length_histogram"]), default=1) or 1
         for b in s["length_histogram"]:
             bar = "#" * round(30 * b["documents"] / peak)
@@ -448,8 +681,9 @@ def inspect_cmd(c: Context, build: str, samples: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("build")
-@click.option("--to", "to", type=click.Choice(["hf"]), default="hf", show_default=True,
-              help="Export format.")
+@click.option(
+    "--to", "to", type=click.Choice(["hf"]), default="hf", show_default=True, help="Export format."
+)
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT folder.")
 @pass_ctx
@@ -459,10 +693,127 @@ def export(c: Context, build: str, to: str, out: str, overwrite: bool) -> None:
     click.echo(f"exported to {path}: documents/ and tokens/ (datasets.load_from_disk)")
 
 
+@cli.command()
+@click.argument("build", shell_complete=_complete_corpus)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Output folder [<data>/reports/<corpus>/<fingerprint>].",
+)
+@click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    help="Also chart this training run's loss and perplexity (name, folder or 'latest'; "
+    "repeatable).",
+)
+@click.option(
+    "--sample-docs",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Documents sampled for stopword/symbol ratios and n-grams.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report's numbers as JSON.")
+@pass_ctx
+def report(
+    c: Context,
+    build: str,
+    out: str | None,
+    runs: tuple[str, ...],
+    sample_docs: int,
+    as_json: bool,
+) -> None:
+    """Write an HTML report with charts about BUILD (a corpus name, a token build or a clean
+    artifact folder): lengths, stage funnel, drop reasons, duplicates, languages, tokens."""
+    result = api.report(
+        build,
+        data_dir=c.data_dir,
+        out=out,
+        runs=runs,
+        sample_docs=sample_docs,
+        catalog=c.catalog,
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "html": str(result.html),
+                    "charts": [str(p) for p in result.charts],
+                    **result.summary,
+                },
+                indent=2,
+                default=str,
+                ensure_ascii=False,
+            )
+        )
+        return
+    click.echo(f"report written to {result.html} ({len(result.charts)} charts)")
+
+
+@cli.command()
+@click.option("--offline", is_flag=True, help="Skip the network reachability checks.")
+@click.option(
+    "--timeout", default=3.0, show_default=True, type=float, help="Seconds per host check."
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Check these hosts instead of the catalog's (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def doctor(
+    c: Context, offline: bool, timeout: float, hosts: tuple[str, ...], as_json: bool
+) -> None:
+    """Check the environment: versions, torch device, disk space, data root, catalog, network.
+
+    Exits with 1 when a check fails (a warning, such as an unreachable host, does not)."""
+    checks = api.doctor(
+        data_dir=c.data_dir,
+        catalog=c.catalog,
+        offline=offline,
+        timeout=timeout,
+        hosts=hosts or None,
+    )
+    failed = any(ch.status == "fail" for ch in checks)
+    if as_json:
+        click.echo(
+            json.dumps({"ok": not failed, "checks": [ch.to_dict() for ch in checks]}, indent=2)
+        )
+    else:
+        width = max(len(ch.name) for ch in checks)
+        for ch in checks:
+            click.echo(f"{ch.status.upper():<5} {ch.name:<{width}}  {ch.detail}")
+    if failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    \b
+    bash: eval "$(corpuskit completion bash)"    (in ~/.bashrc)
+    zsh:  eval "$(corpuskit completion zsh)"     (in ~/.zshrc)
+    fish: corpuskit completion fish > ~/.config/fish/completions/corpuskit.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # the Choice above only lets click's own shells through
+    click.echo(cls(cli, {}, "corpuskit", "_CORPUSKIT_COMPLETE").source())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 1."""
     try:
-        cli.main(args=argv, prog_name="corpuskit", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="corpuskit", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            sys.exit(code)  # a command's ctx.exit(n): without standalone mode click returns n
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 import sys
 import sysconfig
 from collections.abc import Iterator
@@ -21,6 +22,11 @@ from corpuskit.errors import CorpuskitError
 
 # Test suites and vendored third-party trees are not the standard library's prose or code.
 _EXCLUDED_PARTS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
+
+
+# Machine-generated tables (codec maps from gencodec.py and the like) are data, not code anyone
+# wrote; they are a quarter of the library's bytes and teach a small model to babble hex.
+_GENERATED = re.compile(r"(?i)generated (from|by|with)\b|do not edit|gencodec\.py")
 
 
 def stdlib_dir() -> Path:
@@ -97,7 +103,8 @@ def _read_text(path: Path) -> str | None:
 
 
 def iter_documents(entry: CorpusEntry) -> Iterator[dict[str, Any]]:
-    """Documents in a stable order; an undecodable file comes with a ``None`` text."""
+    """Documents in a stable order; a file that is skipped (undecodable, generated) comes with a
+    ``None`` text and, where known, a ``skip`` reason."""
     source = entry.source
     assert isinstance(source, LocalSource)
     if source.kind == "python-stdlib":
@@ -105,9 +112,14 @@ def iter_documents(entry: CorpusEntry) -> Iterator[dict[str, Any]]:
         for path in _stdlib_files():
             rel = path.relative_to(root)
             module = _module_name(rel)
+            text = _read_text(path)
+            skip = None
+            if text is not None and _GENERATED.search(text[:2048]):
+                text, skip = None, "generated"
             yield {
                 "id": f"{entry.name}/{module}",
-                "text": _read_text(path),
+                "text": text,
+                "skip": skip,
                 "split": "train",
                 "source": f"python-stdlib:{rel.as_posix()}",
                 "path": rel.as_posix(),
