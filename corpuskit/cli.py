@@ -97,18 +97,28 @@ def cli(
     ctx.obj = Context(data_dir, catalog, quiet, verbose)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (a test runner may swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging(verbose: bool) -> None:
     """``--verbose`` shows the ``corpuskit.*`` loggers' INFO records (timings, decisions) on
     stderr; otherwise only warnings. stdout stays for results, so ``--json`` output is clean."""
     logger = logging.getLogger("corpuskit")
-    handler = next((h for h in logger.handlers if getattr(h, "_corpuskit", False)), None)
-    if handler is None:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
-        handler._corpuskit = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(sys.stderr)  # the current stderr (a test runner may have replaced it)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
