@@ -19,16 +19,16 @@ from corpuskit.paths import clean_root
 from corpuskit.shards import read_batches, shard_paths, staging_dir
 
 
-def _documents(clean_dir: Path, split: str) -> Iterator[dict[str, Any]]:
-    for path in shard_paths(clean_dir):
+def _documents(folder: Path, split: str) -> Iterator[dict[str, Any]]:
+    for path in shard_paths(folder):
         for batch in read_batches(path):
             for row in batch.to_pylist():
                 if row["split"] == split:
                     yield row
 
 
-def _token_rows(build_dir: Path, split: str) -> Iterator[dict[str, Any]]:
-    ids, idx = open_split(build_dir, split)
+def _token_rows(folder: Path, split: str) -> Iterator[dict[str, Any]]:
+    ids, idx = open_split(folder, split)
     for i in range(len(idx) - 1):
         yield {"input_ids": ids[int(idx[i]) : int(idx[i + 1])].astype("int64").tolist()}
 
@@ -47,28 +47,22 @@ def export_hf(build_dir: Path, root: Path, out: Path, *, overwrite: bool = False
     cache = out.with_name(f".{out.name}.cache")
     try:
         with staging_dir(out) as tmp:
-            docs = datasets.DatasetDict(
-                {
-                    s: datasets.Dataset.from_generator(
-                        _documents,
-                        gen_kwargs={"clean_dir": clean_dir, "split": s},
-                        cache_dir=str(cache),
-                    )
-                    for s in splits
-                }
-            )
-            docs.save_to_disk(str(tmp / "documents"))
-            tokens = datasets.DatasetDict(
-                {
-                    s: datasets.Dataset.from_generator(
-                        _token_rows,
-                        gen_kwargs={"build_dir": build_dir, "split": s},
-                        cache_dir=str(cache),
-                    )
-                    for s in splits
-                }
-            )
-            tokens.save_to_disk(str(tmp / "tokens"))
+            for name, rows, source in (
+                ("documents", _documents, clean_dir),
+                ("tokens", _token_rows, build_dir),
+            ):
+                # One generator per split, so rows stream into Arrow files in bounded batches.
+                dataset = datasets.DatasetDict(
+                    {
+                        split: datasets.Dataset.from_generator(
+                            rows,
+                            gen_kwargs={"folder": source, "split": split},
+                            cache_dir=str(cache),
+                        )
+                        for split in splits
+                    }
+                )
+                dataset.save_to_disk(str(tmp / name))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     return out
