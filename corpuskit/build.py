@@ -2,7 +2,8 @@
 
 Phases, each an artifact with a manifest whose fingerprint names its folder:
 
-1. per shard, in worker processes: split assignment, ``clean``, the filters (``length``,
+1. per shard, as executor tasks (worker processes, or Ray tasks with ``executor="ray"``):
+   split assignment, ``clean``, the filters (``length``,
    ``quality`` or ``code_quality``, ``repetition``, ``language``), and the inputs of the global
    stages: exact-duplicate keys, MinHash signatures and LSH bucket keys, and the n-gram hashes
    of val/test documents. All of it is written to disk per shard (Arrow, Parquet, ``.npy``);
@@ -10,15 +11,17 @@ Phases, each an artifact with a manifest whose fingerprint names its folder:
    clusters (grouped by LSH bucket with polars, verified, joined by a union-find) and the
    sorted table of evaluation n-grams. Every decision keeps the first occurrence in
    shard-then-row order, so it does not depend on which worker finished first;
-3. per shard, in worker processes: the duplicates are dropped, then ``stopwords`` and
+3. per shard, as executor tasks: the duplicates are dropped, then ``stopwords`` and
    ``decontaminate`` run; this process then streams the results into
    ``data/clean/<corpus>/<fp>/part-*.arrow``, with ``duplicates.parquet`` (every removed
    duplicate and the document it duplicates) and ``dropped-samples.jsonl`` (a few dropped
    documents per stage and reason) beside them;
 4. tokenizer training on the cleaned train split, then encoding and packing of every split into
-   ``data/tokens/<corpus>/<fp>/`` (``encode.py``).
+   ``data/tokens/<corpus>/<fp>/``, one executor task per clean shard (``encode.py``).
 
-Whatever the worker count, the outputs are byte-identical: shards keep their input order, batch
+Every per-shard step goes through one ``Executor.map_ordered`` (``corpuskit/executors/``); the
+build does not know whether processes or Ray run it. Whatever the executor and worker count, the
+outputs are byte-identical: shards keep their input order, batch
 boundaries follow the input's, and every global decision is made in one place in a fixed order.
 Memory is bounded by one batch per worker plus the global phase's columnar key tables.
 """
@@ -26,6 +29,7 @@ Memory is bounded by one batch per worker plus the global phase's columnar key t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,9 +44,10 @@ import xxhash
 from corpuskit.catalog import CorpusEntry
 from corpuskit.encode import build_tokens
 from corpuskit.errors import CorpuskitError
-from corpuskit.executors.local import map_ordered
+from corpuskit.executors import EXECUTORS, Executor, make_executor
+from corpuskit.faults import checkpoint
 from corpuskit.fetch import artifact_lock
-from corpuskit.paths import clean_root, raw_dir
+from corpuskit.paths import ENV_HOME, clean_root, data_root, raw_dir
 from corpuskit.shards import (
     MANIFEST,
     ShardWriter,
@@ -66,13 +71,17 @@ DUPLICATES = "duplicates.parquet"
 DROPPED_SAMPLES = "dropped-samples.jsonl"
 _KEEP, _EXACT, _NEAR = 0, 1, 2
 
+# BuildConfig fields that choose where a build runs, never what it writes.
+EXECUTION_FIELDS = ("workers", "executor", "address")
+
 _DEFAULT_QUALITY = GopherQuality()
 _DEFAULT_REPETITION = GopherRepetition()
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Everything that decides a build's output (``workers`` only decides its speed).
+    """Everything that decides a build's output (``workers``, ``executor`` and ``address`` only
+    decide where it runs and how fast).
 
     Flat on purpose: every field is a recipe key and a ``--set KEY=VALUE`` on the command line;
     the recipe file may group them in sections (``recipe.py``). Stage thresholds only enter
@@ -140,6 +149,8 @@ class BuildConfig:
     decontaminate_ngram: int = 13
     # execution (not part of the output's identity)
     workers: int = 0
+    executor: str = "local"
+    address: str | None = None
 
     def validate(self) -> None:
         if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
@@ -162,6 +173,10 @@ class BuildConfig:
             raise CorpuskitError("--min-chars must be >= 0 and <= --max-chars")
         if self.near_dedup:
             self.minhash().validate()
+        if self.executor not in EXECUTORS:
+            raise CorpuskitError(f"--executor must be one of {', '.join(EXECUTORS)}")
+        if self.address and self.executor != "ray":
+            raise CorpuskitError("--address is for --executor ray")
         parse_spec(self.tokenizer)
 
     def minhash(self) -> MinHashLSH:
@@ -177,7 +192,8 @@ class BuildConfig:
 
     def output_config(self) -> dict[str, Any]:
         out = asdict(self)
-        out.pop("workers")
+        for name in EXECUTION_FIELDS:
+            out.pop(name)
         return out
 
 
@@ -420,6 +436,7 @@ def _shard_phase(task: _ShardTask) -> tuple[int, dict[str, StageStats]]:
                 "hash": np.concatenate(eval_hashes) if eval_hashes else np.zeros(0, np.uint64),
             }
         ).write_parquet(task.path("evalng", "parquet"))
+    checkpoint("build.shard_phase")
     return rows, stats
 
 
@@ -483,6 +500,7 @@ def _global_phase(
             )
             extra[plan.near.name] = _cluster_stats(near)
             found.append(near.with_columns(kind=pl.lit("near")))
+            checkpoint("build.near_dedup")
         duplicates = pl.concat(found).sort("doc")
         shard_of = np.searchsorted(offsets, duplicates["doc"].to_numpy(), side="right") - 1
         for code, kind in ((_EXACT, "exact"), (_NEAR, "near")):
@@ -575,6 +593,7 @@ def _finish_phase(task: _FinishTask) -> tuple[str | None, dict[str, StageStats]]
         writer.write_batch(batch)
     if writer is not None:
         writer.close()
+    checkpoint("build.finish_phase")
     return (str(out) if writer is not None and out.exists() else None), stats
 
 
@@ -591,8 +610,21 @@ def _write_samples(path: Path, stats: dict[str, StageStats]) -> None:
 
 
 def build_clean(
-    entry: CorpusEntry, root: Path, config: BuildConfig, *, progress: bool = True
+    entry: CorpusEntry,
+    root: Path,
+    config: BuildConfig,
+    *,
+    progress: bool = True,
+    executor: Executor | None = None,
 ) -> tuple[Path, dict[str, Any], bool]:
+    """Phases 1-3: the cleaned artifact (reused when one with the same fingerprint exists).
+
+    ``executor`` runs phases 1 and 3; without one, the config's executor is started here and
+    stopped at the end.
+    """
+    if executor is None:
+        with _executor(config) as own:
+            return build_clean(entry, root, config, progress=progress, executor=own)
     raw = raw_dir(root, entry.name)
     raw_manifest = existing_manifest(raw)
     if raw_manifest is None:
@@ -623,13 +655,38 @@ def build_clean(
     current = existing_manifest(target)
     if current is not None:
         return target, current, True
-    with artifact_lock(target), staging_dir(target) as tmp:
-        work = tmp / "_work"
+    with artifact_lock(target):
+        # Another process may have built it while this one waited for the lock.
+        current = existing_manifest(target)
+        if current is not None:
+            return target, current, True
+        return _build_clean_locked(
+            entry, config, plan, raw, raw_manifest, resplit, identity, target, executor, progress
+        )
+
+
+def _build_clean_locked(
+    entry: CorpusEntry,
+    config: BuildConfig,
+    plan: Plan,
+    raw: Path,
+    raw_manifest: dict[str, Any],
+    resplit: bool,
+    identity: dict[str, Any],
+    target: Path,
+    executor: Executor,
+    progress: bool,
+) -> tuple[Path, dict[str, Any], bool]:
+    """Phases 1-3 into a staging folder, under the artifact's lock."""
+    with staging_dir(target) as tmp:
+        # Absolute paths: a task may run in another working directory (a Ray worker) or on
+        # another machine that mounts the same shared storage at the same path.
+        work = (tmp / "_work").absolute()
         work.mkdir()
         tasks = [
             _ShardTask(
                 i,
-                str(src),
+                str(src.absolute()),
                 str(work),
                 plan,
                 resplit,
@@ -641,13 +698,14 @@ def build_clean(
         ]
         stats: dict[str, StageStats] = {s.name: StageStats() for s in plan.shard_stages}
         rows: list[int] = []
-        for n, shard_stats in map_ordered(
-            _shard_phase, tasks, workers=config.workers, desc="clean+filter", progress=progress
+        for n, shard_stats in executor.map_ordered(
+            _shard_phase, tasks, desc="clean+filter", progress=progress
         ):
             rows.append(n)
             for name, st in shard_stats.items():
                 stats[name].merge(st)
         extra = _global_phase(plan, tasks, rows, tmp, work)
+        checkpoint("build.global_phase")
         decontaminate = plan.decontaminate
         if decontaminate is not None:
             decontaminate = Decontaminate(
@@ -658,8 +716,8 @@ def build_clean(
         finish = [_FinishTask(t, plan.stopwords, decontaminate) for t in tasks]
         late: dict[str, StageStats] = {}
         writer: ShardWriter | None = None
-        for out, shard_stats in map_ordered(
-            _finish_phase, finish, workers=config.workers, desc="dedup+write", progress=progress
+        for out, shard_stats in executor.map_ordered(
+            _finish_phase, finish, desc="dedup+write", progress=progress
         ):
             for name, st in shard_stats.items():
                 late.setdefault(name, StageStats()).merge(st)
@@ -669,6 +727,7 @@ def build_clean(
                 if writer is None:
                     writer = ShardWriter(tmp, batch.schema)
                 writer.write_batch(batch)
+                checkpoint("build.clean_batch")
         shutil.rmtree(work)
         shards = writer.close() if writer else []
         if not shards:
@@ -685,6 +744,7 @@ def build_clean(
                 stats[stage.name] = late[stage.name]
         all_stats = {name: {**st.to_dict(), **extra.get(name, {})} for name, st in stats.items()}
         _write_samples(tmp / DROPPED_SAMPLES, stats)
+        checkpoint("build.before_clean_manifest")
         assert writer is not None
         manifest = {
             **identity,
@@ -696,14 +756,50 @@ def build_clean(
     return target, manifest, False
 
 
+def build_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The data root of a build; a ``file://`` URL is a local path, other URLs are refused.
+
+    Every step of a build reads and writes through local paths (memory-mapped Arrow, atomic
+    renames, lock files), so a cluster shares its data root through a file system mounted at
+    the same path on every node, not through an object-store URL (``docs/scale-out.md``).
+    """
+    raw = data_dir if data_dir is not None else os.environ.get(ENV_HOME)
+    if raw is None or "://" not in str(raw):
+        return data_root(data_dir)
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(str(raw))
+    except (ImportError, ValueError) as exc:
+        fs, path = None, str(exc)
+    protocols = {fs.protocol} if isinstance(getattr(fs, "protocol", None), str) else set(
+        getattr(fs, "protocol", ()) or ()
+    )
+    if "file" in protocols or "local" in protocols:
+        return Path(path)
+    raise CorpuskitError(
+        f"data root {raw}: build needs a local or shared-file-system path (file:// works); "
+        "object stores (s3://, gs://, memory://) are not supported as a build root yet. "
+        "Mount the storage on every node and pass its path (see docs/scale-out.md)"
+    )
+
+
+def _executor(config: BuildConfig) -> Executor:
+    return make_executor(config.executor, workers=config.workers, address=config.address)
+
+
 def build_entry(
     entry: CorpusEntry, root: Path, config: BuildConfig, *, progress: bool = True
 ) -> BuildResult:
+    """The whole build; one executor (one process pool, one Ray session) serves every step."""
     config.validate()
-    clean_dir, clean_manifest, clean_skipped = build_clean(entry, root, config, progress=progress)
-    tokens_dir, meta, tokens_skipped = build_tokens(
-        entry, root, clean_dir, clean_manifest, config, progress=progress
-    )
+    with _executor(config) as executor:
+        clean_dir, clean_manifest, clean_skipped = build_clean(
+            entry, root, config, progress=progress, executor=executor
+        )
+        tokens_dir, meta, tokens_skipped = build_tokens(
+            entry, root, clean_dir, clean_manifest, config, progress=progress, executor=executor
+        )
     return BuildResult(
         entry.name, clean_dir, tokens_dir, clean_skipped, tokens_skipped, clean_manifest, meta
     )

@@ -836,6 +836,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        # The machine's fault, not a bug of ours: a full disk, a read-only or vanished folder,
+        # permissions. One line, like any user error; -v adds the traceback for a bug report.
+        click.echo(f"error: {_os_error_line(exc)}", err=True)
+        logging.getLogger("corpuskit.cli").info("traceback", exc_info=True)
+        sys.exit(1)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``No space left on device: /data/tokens/x/train.bin; free some space and run again``."""
+    import errno
+
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = f": {exc.filename}" if exc.filename else ""
+    hint = ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "; free some space (or point --data-dir elsewhere) and run again"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "; check the permissions of the data folder (--data-dir)"
+    return f"{what}{where}{hint}"
 
 
 if __name__ == "__main__":

@@ -1,24 +1,33 @@
 """Tokenize and pack a cleaned artifact into ``data/tokens/<corpus>/<fp>/``.
 
 The tokenizer is trained on the cleaned train split only (so nothing of val or test leaks into
-it), then every split is encoded in batches with all cores and appended to its packed files.
+it), in this process. Encoding and packing then run per clean shard through the build's executor
+(worker processes or Ray tasks): each task packs its shard's documents of every split into its
+own small ``.bin``/``.idx`` pair, and this process concatenates them in shard order, shifting the
+offsets, so the files are byte-identical to packing everything in one pass.
 ``tokens/<corpus>/LATEST`` names the newest build, which ``train`` uses by default.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from corpuskit.catalog import CorpusEntry
 from corpuskit.errors import CorpuskitError
-from corpuskit.executors.local import resolve_workers
+from corpuskit.executors import Executor, make_executor
+from corpuskit.faults import checkpoint
 from corpuskit.fetch import artifact_lock
 from corpuskit.pack import PackWriter, dtype_for, read_meta, write_meta
 from corpuskit.paths import tokens_root
@@ -28,11 +37,12 @@ from corpuskit.shards import (
     new_manifest,
     read_batches,
     read_manifest,
+    remove_stale_siblings,
     shard_paths,
     staging_dir,
     write_json_atomic,
 )
-from corpuskit.tokenizers import Tokenizer, parse_spec, train_tokenizer
+from corpuskit.tokenizers import Tokenizer, load_tokenizer, parse_spec, train_tokenizer
 
 SPLIT_ORDER = ("train", "val", "test")
 # Sentencepiece's trainers sum floats across threads, so the model depends on the thread count.
@@ -50,8 +60,20 @@ def _train_lines(clean_dir: Path) -> Iterator[str]:
                     yield from (line for line in text.split("\n") if line.strip())
 
 
-def _split_batches(clean_dir: Path, split: str, docs: int = 512) -> Iterator[tuple[list[str], int]]:
-    """Texts of one split in batches of ``docs``, with their UTF-8 size (measured by Arrow)."""
+# A batch ends at this many documents or this many bytes of text, whichever comes first. The
+# byte bound is what keeps memory flat: the encoded ids of a batch are Python lists (~40 bytes a
+# token), so a batch that happened to gather several large documents used to set the peak RSS,
+# and a larger corpus has more chances of such a batch. Batch boundaries do not change the
+# packed output: documents are appended in the same order either way.
+BATCH_DOCS = 512
+BATCH_BYTES = 2 * 2**20
+
+
+def _split_batches(
+    clean_dir: Path, split: str, docs: int = BATCH_DOCS, max_bytes: int = BATCH_BYTES
+) -> Iterator[tuple[list[str], int]]:
+    """Texts of one split in batches of at most ``docs`` documents and about ``max_bytes``
+    bytes (a single larger document is a batch of its own), with their UTF-8 size."""
     pending: list[str] = []
     pending_bytes = 0
     for path in shard_paths(clean_dir):
@@ -59,6 +81,9 @@ def _split_batches(clean_dir: Path, split: str, docs: int = 512) -> Iterator[tup
             texts = batch.filter(pc.equal(batch.column("split"), split)).column("text")
             lengths = pc.binary_length(texts).to_pylist()
             for text, size in zip(texts.to_pylist(), lengths, strict=True):
+                if pending and pending_bytes + size > max_bytes:
+                    yield pending, pending_bytes
+                    pending, pending_bytes = [], 0
                 pending.append(text)
                 pending_bytes += size
                 if len(pending) >= docs:
@@ -101,6 +126,121 @@ def pack_split(
     return writer.close()
 
 
+@dataclass(frozen=True)
+class _PackTask:
+    """Pack one clean shard's documents of every split into ``out/<split>.bin/.idx``."""
+
+    shard: str
+    out: str
+    tokenizer_dir: str
+    splits: tuple[str, ...]
+    bos: bool
+    threads: int
+
+
+@lru_cache(maxsize=2)
+def _worker_tokenizer(directory: str, stamp: int) -> Tokenizer:
+    """Loaded once per worker process, not once per shard.
+
+    ``stamp`` (the file's modification time) tells a later build's tokenizer from an earlier
+    one saved at the same staging path, since Ray keeps its worker processes between builds.
+    """
+    return load_tokenizer(directory)
+
+
+def _bounded(values: list[str], lengths: list[int]) -> Iterator[tuple[list[str], int]]:
+    """``values`` in batches bounded like ``_split_batches``'s (documents and bytes)."""
+    start = 0
+    while start < len(values):
+        end, nbytes = start, 0
+        while end < len(values) and end - start < BATCH_DOCS:
+            if end > start and nbytes + lengths[end] > BATCH_BYTES:
+                break
+            nbytes += lengths[end]
+            end += 1
+        yield values[start:end], nbytes
+        start = end
+
+
+def _pack_shard(task: _PackTask) -> dict[str, dict[str, int]]:
+    """Encode one shard, split by split; returns each split's token/document/byte counts."""
+    if task.threads < (os.cpu_count() or 1):
+        # Hugging Face tokenizers size their thread pool from this, once per process.
+        os.environ.setdefault("RAYON_NUM_THREADS", str(task.threads))
+    stamp = os.stat(Path(task.tokenizer_dir) / "meta.json").st_mtime_ns
+    tokenizer = _worker_tokenizer(task.tokenizer_dir, stamp)
+    out = Path(task.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = dtype_for(tokenizer.vocab_size)
+    bos_id = tokenizer.bos_id if task.bos else None
+    writers = {s: PackWriter(out, s, dtype, tokenizer.eos_id, bos_id=bos_id) for s in task.splits}
+    for batch in read_batches(Path(task.shard), ["text", "split"]):
+        for split, writer in writers.items():
+            texts = batch.filter(pc.equal(batch.column("split"), split)).column("text")
+            lengths = pc.binary_length(texts).to_pylist()
+            for chunk, nbytes in _bounded(texts.to_pylist(), lengths):
+                writer.add(tokenizer.encode_batch(chunk, num_threads=task.threads), nbytes)
+                checkpoint("encode.pack_batch")
+    return {split: writer.close() for split, writer in writers.items()}
+
+
+def _concatenate(out_dir: Path, split: str, parts: list[Path]) -> None:
+    """Append the parts' ``<split>.bin`` in order; shift each part's offsets by what precedes."""
+    with open(out_dir / f"{split}.bin", "wb") as bin_out, open(
+        out_dir / f"{split}.idx", "wb"
+    ) as idx_out:
+        idx_out.write(np.zeros(1, dtype="<u8").tobytes())
+        offset = 0
+        for part in parts:
+            with open(part / f"{split}.bin", "rb") as fh:
+                shutil.copyfileobj(fh, bin_out, 16 * 2**20)
+            idx = np.fromfile(part / f"{split}.idx", dtype="<u8")
+            idx_out.write((idx[1:] + np.uint64(offset)).astype("<u8").tobytes())
+            offset += int(idx[-1])
+            checkpoint("encode.concatenate")
+
+
+def pack_splits(
+    clean_dir: Path,
+    splits: list[str],
+    tokenizer: Tokenizer,
+    tokenizer_info: dict[str, Any],
+    out_dir: Path,
+    executor: Executor,
+    *,
+    bos: bool = False,
+    progress: bool = True,
+) -> dict[str, dict[str, int]]:
+    """Encode every split of a cleaned artifact, one executor task per clean shard."""
+    work = (out_dir / "_pack").absolute()
+    work.mkdir()
+    # The tasks load the tokenizer from disk: it is not picklable, and on a cluster a file on
+    # the shared storage is the one way every worker sees it.
+    tokenizer.save(work)
+    (work / "meta.json").write_text(json.dumps({"tokenizer": tokenizer_info}), encoding="utf-8")
+    shards = shard_paths(clean_dir)
+    # Few shards: each task encodes with several threads; many: one thread each, many tasks.
+    threads = max(1, min(executor.max_threads(), executor.slots() // max(1, len(shards))))
+    tasks = [
+        _PackTask(
+            str(path.absolute()), str(work / f"{i:05d}"), str(work), tuple(splits), bos, threads
+        )
+        for i, path in enumerate(shards)
+    ]
+    totals = {split: {"tokens": 0, "documents": 0, "bytes": 0} for split in splits}
+    for counts in executor.map_ordered(
+        _pack_shard, tasks, desc="tokenize+pack", threads=threads, progress=progress
+    ):
+        for split, numbers in counts.items():
+            for key, value in numbers.items():
+                totals[split][key] += value
+    parts = [Path(t.out) for t in tasks]
+    for split in splits:
+        _concatenate(out_dir, split, parts)
+    shutil.rmtree(work)
+    return totals
+
+
 def build_tokens(
     entry: CorpusEntry,
     root: Path,
@@ -109,7 +249,18 @@ def build_tokens(
     config: Any,
     *,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> tuple[Path, dict[str, Any], bool]:
+    """Train the tokenizer, then encode and pack every split (tasks run on ``executor``)."""
+    if executor is None:
+        with make_executor(
+            getattr(config, "executor", "local"),
+            workers=config.workers,
+            address=getattr(config, "address", None),
+        ) as own:
+            return build_tokens(
+                entry, root, clean_dir, clean_manifest, config, progress=progress, executor=own
+            )
     spec = parse_spec(config.tokenizer)
     tok_config: dict[str, Any] = {
         "tokenizer": spec.text,
@@ -134,8 +285,32 @@ def build_tokens(
             f"{entry.name!r} needs a train and a val split after cleaning (has {splits + extra}); "
             "raise --val-fraction or check the source's splits"
         )
-    threads = resolve_workers(config.workers)
-    with artifact_lock(target), staging_dir(target) as tmp:
+    with artifact_lock(target):
+        # Another process may have built it while this one waited for the lock.
+        if existing_manifest(target) is not None:
+            _point_latest(target)
+            return target, read_meta(target), True
+        return _build_tokens_locked(
+            entry, clean_dir, clean_manifest, config, spec, identity, splits, extra, target,
+            executor, progress,
+        )
+
+
+def _build_tokens_locked(
+    entry: CorpusEntry,
+    clean_dir: Path,
+    clean_manifest: dict[str, Any],
+    config: Any,
+    spec: Any,
+    identity: dict[str, Any],
+    splits: list[str],
+    extra: list[str],
+    target: Path,
+    executor: Executor,
+    progress: bool,
+) -> tuple[Path, dict[str, Any], bool]:
+    """Tokenizer training, encoding and packing into a staging folder, under the lock."""
+    with staging_dir(target) as tmp:
         tokenizer = train_tokenizer(
             spec,
             _train_lines(clean_dir),
@@ -150,19 +325,17 @@ def build_tokens(
             )
         dtype = dtype_for(tokenizer.vocab_size)
         tokenizer_info = tokenizer.save(tmp)
-        split_meta = {
-            split: pack_split(
-                clean_dir,
-                split,
-                tokenizer,
-                tmp,
-                threads=threads,
-                total_bytes=clean_manifest["splits"][split]["bytes"],
-                progress=progress,
-                bos=config.bos,
-            )
-            for split in splits + extra
-        }
+        checkpoint("encode.tokenizer_saved")
+        split_meta = pack_splits(
+            clean_dir,
+            splits + extra,
+            tokenizer,
+            tokenizer_info,
+            tmp,
+            executor,
+            bos=config.bos,
+            progress=progress,
+        )
         meta = {
             "format_version": 1,
             "corpus": entry.name,
@@ -180,6 +353,7 @@ def build_tokens(
             " = [BOS if bos] + ids + [EOS]",
         }
         write_meta(tmp, meta)
+        checkpoint("encode.meta_written")
         write_json_atomic(tmp / MANIFEST, {**identity, "splits": split_meta})
     _point_latest(target)
     return target, meta, False
@@ -188,8 +362,10 @@ def build_tokens(
 def _point_latest(target: Path) -> None:
     """``tokens/<corpus>/LATEST`` names the newest build, which `train` uses by default."""
     latest = target.parent / "LATEST"
+    remove_stale_siblings(latest)
     tmp = latest.with_name(f".LATEST.tmp-{os.getpid()}")
     tmp.write_text(target.name + "\n", encoding="utf-8")
+    checkpoint("encode.latest")
     os.replace(tmp, latest)
 
 

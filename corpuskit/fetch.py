@@ -16,6 +16,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from corpuskit.catalog import CorpusEntry
 from corpuskit.errors import CorpuskitError
+from corpuskit.faults import checkpoint
 from corpuskit.paths import raw_dir
 from corpuskit.shards import (
     MANIFEST,
@@ -69,10 +71,79 @@ def download_state(root: Path, corpus: str) -> dict[str, Any]:
     return {"downloads_dir": str(base), "downloads_bytes": total, "locked": locked}
 
 
-def artifact_lock(directory: Path, timeout: float = 600) -> FileLock:
+ENV_LOCK_TIMEOUT = "CORPUSKIT_LOCK_TIMEOUT"
+
+
+class ArtifactLock:
+    """An exclusive file lock beside an artifact folder: a second process waits for the first
+    (``CORPUSKIT_LOCK_TIMEOUT`` seconds, default 600), then fails with one clear line instead
+    of filelock's ``Timeout`` traceback. The lock is advisory (``fcntl``), so a killed holder
+    releases it with its last file descriptor: a crash never leaves a corpus locked.
+    """
+
+    def __init__(self, directory: Path, timeout: float | None = None):
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        if timeout is None:
+            try:
+                timeout = float(os.environ.get(ENV_LOCK_TIMEOUT, 600))
+            except ValueError:
+                raise CorpuskitError(f"{ENV_LOCK_TIMEOUT} must be a number of seconds") from None
+        self.directory = directory
+        self._lock = FileLock(str(directory.with_name(f".{directory.name}.lock")), timeout=timeout)
+
+    @property
+    def lock_file(self) -> str:
+        return str(self._lock.lock_file)
+
+    def acquire(self) -> None:
+        checkpoint("lock.acquire")
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise CorpuskitError(
+                f"another corpuskit process is writing {self.directory} (lock {self.lock_file} "
+                f"held for more than {self._lock.timeout:g}s); wait for it to finish, or raise "
+                f"{ENV_LOCK_TIMEOUT}"
+            ) from None
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> ArtifactLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def artifact_lock(directory: Path, timeout: float | None = None) -> ArtifactLock:
     """An exclusive lock beside an artifact folder (waits, then fails with a clear message)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(directory.with_name(f".{directory.name}.lock")), timeout=timeout)
+    return ArtifactLock(directory, timeout)
+
+
+def _repair_lock_file(root: Path, corpus: str, manifest: dict[str, Any]) -> None:
+    """Record an up-to-date artifact's resolution in the lock file if it is missing there.
+
+    The lock file is written after the artifact is in place; a fetch killed between the two
+    leaves a complete artifact that a later fetch skips, and the pin would never be recorded.
+    """
+    resolved = manifest.get("resolved")
+    if not resolved:
+        return
+    locked = read_lock(root).get(corpus)
+    files = (locked or {}).get("files", {})
+    if (
+        locked is None
+        or locked.get("pin") != resolved.get("pin")
+        or any(files.get(k) != v for k, v in resolved.get("files", {}).items())
+    ):
+        update_lock(root, corpus, resolved)
 
 
 def fetch_entry(
@@ -115,7 +186,7 @@ def fetch_entry(
     lock = artifact_lock(target)
     try:
         lock.acquire()
-    except Timeout:
+    except CorpuskitError:
         raise CorpuskitError(
             f"another corpuskit process is fetching {entry.name!r} (lock {lock.lock_file}); "
             "wait for it to finish"
@@ -123,6 +194,7 @@ def fetch_entry(
     try:
         current = existing_manifest(target)
         if not force and current and current["fingerprint"] == identity["fingerprint"]:
+            _repair_lock_file(root, entry.name, current)
             return FetchResult(entry.name, target, True, current)
         prepared = None
         if hasattr(module, "prepare"):
@@ -145,6 +217,7 @@ def fetch_entry(
                     skipped[reason or "not_utf8"] += 1
                     continue
                 writer.write(doc)
+                checkpoint("fetch.document")
             bar.close()
             shards = writer.close()
             if not shards:
@@ -161,6 +234,7 @@ def fetch_entry(
             if prepared is not None:
                 manifest["resolved"] = prepared.resolved
             write_json_atomic(tmp / MANIFEST, manifest)
+        checkpoint("fetch.before_lock_file")
         if prepared is not None:
             update_lock(root, entry.name, prepared.resolved)
         return FetchResult(entry.name, target, False, manifest)

@@ -13,6 +13,7 @@ named after the stages, where short names are allowed::
     decontaminate: {mode: drop, ngram: 13}
     tokenize: {tokenizer: "spm-bpe:8000"}
     splits: {val_fraction: 0.01, seed: 1}
+    run: {workers: 8, executor: ray, address: auto}   # where it runs, never what it writes
 
 Every problem (missing file, bad YAML, unknown key, wrong type) is one ``CorpuskitError`` line
 that names the file and the key.

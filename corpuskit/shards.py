@@ -26,6 +26,7 @@ import pyarrow.ipc as ipc
 
 from corpuskit import __version__
 from corpuskit.errors import CorpuskitError
+from corpuskit.faults import checkpoint
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -106,6 +107,7 @@ class ShardWriter:
             self._writer = ipc.new_file(self.directory / name, self.schema, options=_IPC_OPTIONS)
         assert self._current is not None
         self._writer.write_batch(batch)
+        checkpoint("shards.batch")
         text_bytes = _utf8_bytes(batch.column("text"))
         self._current.documents += batch.num_rows
         self._current.bytes += text_bytes
@@ -119,6 +121,7 @@ class ShardWriter:
     def _close_part(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            checkpoint("shards.part_closed")
             assert self._current is not None
             self.shards.append(self._current)
             self._writer, self._current = None, None
@@ -199,9 +202,56 @@ def existing_manifest(directory: Path) -> dict[str, Any] | None:
 
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
+    remove_stale_siblings(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    checkpoint("json.before_replace")
     os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_siblings(final: Path) -> list[Path]:
+    """Delete ``.<name>.tmp-<pid>`` / ``.<name>.old-<pid>`` beside ``final`` whose process is dead.
+
+    A process killed mid-write (SIGKILL, OOM, power cut) runs no cleanup, so its staging folder
+    or temporary file stays behind under a name no reader ever opens; without this sweep such
+    debris would pile up for ever. Only names of *dead* processes on this machine are touched,
+    so a concurrent writer's work in progress is safe. Returns what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        candidates = list(final.parent.glob(f".{glob_escape(final.name)}.*-*"))
+    except OSError:
+        return removed
+    for path in candidates:
+        stem, _, pid_text = path.name.rpartition("-")
+        if stem not in (f".{final.name}.tmp", f".{final.name}.old") or not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped (artifact names may hold ``[``)."""
+    import glob
+
+    return glob.escape(name)
 
 
 def new_manifest(
@@ -230,6 +280,7 @@ def staging_dir(final: Path) -> Iterator[Path]:
     temporary folder is removed and nothing half-written is left under the final name.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(final)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -239,8 +290,11 @@ def staging_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    checkpoint("staging.before_swap")
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
     if final.exists():
         os.replace(final, old)
+        checkpoint("staging.old_moved")
     os.replace(tmp, final)
+    checkpoint("staging.swapped")
     shutil.rmtree(old, ignore_errors=True)

@@ -1,8 +1,10 @@
-"""Run a function over shards in worker processes, results in input order.
+"""The local executor: shards in worker processes on this machine, results in input order.
 
 Results come back in the order of the inputs whatever the number of workers, which is what makes
 a build byte-identical with 1 or 16 workers. Workers are spawned (not forked) so that threads of
-the parent (polars, sentencepiece) never leak into a child in a half-locked state.
+the parent (polars, sentencepiece) never leak into a child in a half-locked state. One pool
+serves every step of a build (spawning costs about a second per worker), and one worker means
+no pool at all: the work runs in this process, which is also what debuggers and profilers like.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
-from tqdm.auto import tqdm
+from corpuskit.executors.base import Executor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,6 +26,41 @@ def resolve_workers(workers: int | None) -> int:
     return workers if workers and workers > 0 else (os.cpu_count() or 1)
 
 
+class LocalExecutor(Executor):
+    """Worker processes on this machine (``workers``: 0 means one per core)."""
+
+    name = "local"
+
+    def __init__(self, workers: int = 0):
+        self.workers = resolve_workers(workers)
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_size = 0
+
+    def slots(self) -> int:
+        return self.workers
+
+    def _pool_of(self, size: int) -> ProcessPoolExecutor:
+        if self._pool is None or self._pool_size != size:
+            self.close()
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=size, mp_context=ctx)
+            self._pool_size = size
+        return self._pool
+
+    def _run(self, fn: Callable[[T], R], items: Sequence[T], threads: int) -> Iterator[R]:
+        size = min(max(1, self.workers // threads), max(1, len(items)))
+        if size == 1:
+            for item in items:
+                yield fn(item)
+            return
+        yield from self._pool_of(size).map(fn, items)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._pool_size = None, 0
+
+
 def map_ordered(
     fn: Callable[[T], R],
     items: Sequence[T],
@@ -32,19 +69,6 @@ def map_ordered(
     desc: str,
     progress: bool = True,
 ) -> Iterator[R]:
-    """``map(fn, items)`` across processes, yielding results in order with a progress bar."""
-    workers = min(resolve_workers(workers), max(1, len(items)))
-    bar = tqdm(total=len(items), desc=desc, unit="shard", disable=not progress, leave=False)
-    try:
-        if workers == 1:
-            for item in items:
-                yield fn(item)
-                bar.update()
-            return
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for result in pool.map(fn, items):
-                yield result
-                bar.update()
-    finally:
-        bar.close()
+    """``map(fn, items)`` across local processes, in order, with a progress bar (one-off pool)."""
+    with LocalExecutor(workers) as executor:
+        yield from executor.map_ordered(fn, items, desc=desc, progress=progress)

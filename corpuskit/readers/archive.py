@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from corpuskit.errors import CorpuskitError
+from corpuskit.faults import checkpoint
 
 MARKER = ".complete"
 _CHUNK = 1 << 20
@@ -107,6 +108,7 @@ def _copy(src: IO[bytes], dest: Path, name: str, budget: _Budget, compressed: in
             h.update(chunk)
             written += len(chunk)
             budget.add(name, len(chunk), written, compressed)
+    checkpoint("unpack.member")
     return h.hexdigest()
 
 
@@ -167,6 +169,9 @@ def unpack(archive: Path, dest: Path, limits: Limits | None = None) -> Listing:
             pass
     limits = limits or Limits()
     budget = _Budget(archive.name, limits, archive.stat().st_size)
+    from corpuskit.shards import remove_stale_siblings
+
+    remove_stale_siblings(dest)  # the unpack folder of a process that was killed
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -197,6 +202,7 @@ def unpack(archive: Path, dest: Path, limits: Limits | None = None) -> Listing:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    checkpoint("unpack.before_rename")
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)

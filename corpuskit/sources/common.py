@@ -24,6 +24,7 @@ from filelock import FileLock
 
 from corpuskit.catalog import CorpusEntry
 from corpuskit.errors import CorpuskitError
+from corpuskit.faults import checkpoint
 
 ENV_OFFLINE = "CORPUSKIT_OFFLINE"
 ENV_MIRROR = "CORPUSKIT_MIRROR"
@@ -180,8 +181,12 @@ def update_lock(root: Path, corpus: str, resolved: dict[str, Any]) -> None:
             resolved = {**resolved, "files": {**old.get("files", {}), **resolved.get("files", {})}}
         corpora[corpus] = resolved
         data["lock_version"] = 1
+        from corpuskit.shards import remove_stale_siblings
+
+        remove_stale_siblings(path)  # a killed writer's temporary file
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        checkpoint("lockfile.before_replace")
         os.replace(tmp, path)
 
 

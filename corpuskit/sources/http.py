@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from corpuskit import __version__
 from corpuskit.catalog import CorpusEntry, HttpSource
 from corpuskit.errors import CorpuskitError
+from corpuskit.faults import checkpoint
 from corpuskit.readers.archive import is_archive, unpack
 from corpuskit.sources.common import (
     ENV_MIRROR,
@@ -190,6 +191,7 @@ def _stream_http(
                                     out.write(chunk)
                                     bar.update(len(chunk))
                                     made_progress = True
+                                    checkpoint("download.chunk")
                             got = part.stat().st_size
                             if total is not None and got < total:
                                 raise requests.exceptions.ChunkedEncodingError(
@@ -302,7 +304,9 @@ def download(
             except ChecksumMismatch:
                 part.unlink(missing_ok=True)
                 raise
+            checkpoint("download.verified")
             os.replace(part, dest)
+            checkpoint("download.renamed")
             return Downloaded(dest, url, digest, dest.stat().st_size, False)
         except requests.RequestException as exc:  # redirects loops, bad URLs...
             failures.append(NetworkError(f"{redact_url(url)}: {_describe(exc)}"))
