@@ -33,6 +33,11 @@ def decode(data: bytes) -> str | None:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (pyarrow's end with newlines and carry several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def skipped(key: str, name: str, reason: str, **columns: str | None) -> dict[str, str | None]:
     """The record of a document that was not usable, counted by reason in the manifest."""
     return {"key": key, "text": None, "file": name, "skip": reason, **columns}

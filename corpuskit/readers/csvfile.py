@@ -35,6 +35,12 @@ def _has_surrogates(row: dict[str, Any]) -> bool:
 
 
 def read(files: list[tuple[Path, str]], options: ReaderOptions) -> Iterator[dict[str, Any]]:
+    try:
+        "".encode(options.encoding)
+    except LookupError:
+        raise CorpuskitError(
+            f"reader_options.encoding {options.encoding!r} is not a known text encoding"
+        ) from None
     for path, name in files:
         with path.open(encoding=options.encoding, errors="surrogateescape", newline="") as f:
             reader = csv.DictReader(f, delimiter=options.delimiter)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -44,7 +45,12 @@ def _records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
     if first.startswith(b"["):
         try:
             items = json.loads(stream.read())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except UnicodeDecodeError:
+            yield 0, ValueError("not_utf8")
+            return
+        except (ValueError, RecursionError):
+            # ValueError: bad JSON, or an integer beyond Python's 4,300-digit limit;
+            # RecursionError: nesting deeper than the parser's stack (``[[[[...]]]]``).
             yield 0, ValueError("bad_json")
             return
         yield from enumerate(items)
@@ -53,22 +59,42 @@ def _records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         if not raw.strip():
             continue
         try:
-            yield n, json.loads(raw.decode("utf-8"))
+            record = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            yield n, ValueError("not_utf8")
-        except json.JSONDecodeError:
-            yield n, ValueError("bad_json")
+            record = ValueError("not_utf8")
+        except (ValueError, RecursionError):  # see above: huge integers, deep nesting
+            record = ValueError("bad_json")
+        yield n, record
 
 
 def read(files: list[tuple[Path, str]], options: ReaderOptions) -> Iterator[dict[str, Any]]:
     for path, name in files:
-        with open_binary(path) as stream:
-            buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
-            for n, record in _records(buffered):
-                key = f"{name}/{n:09d}"
-                if isinstance(record, ValueError):
-                    yield skipped(key, name, str(record))
-                elif not isinstance(record, dict):
-                    yield skipped(key, name, "not_an_object")
-                else:
-                    yield record_document(record, key, name, options)
+        try:
+            yield from _read_file(path, name, options)
+        except (EOFError, OSError, zlib.error) as exc:
+            # gzip raises EOFError or BadGzipFile on a truncated or mislabelled file; an OSError
+            # with an errno is the machine's (disk, permissions) and keeps its own message.
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise
+            raise CorpuskitError(
+                f"{name}: damaged or truncated compressed file ({exc}); delete it and fetch again"
+            ) from None
+        except Exception as exc:
+            if type(exc).__name__ != "ZstdError":  # zstandard's own error type
+                raise
+            raise CorpuskitError(
+                f"{name}: damaged or truncated zstd file ({exc}); delete it and fetch again"
+            ) from None
+
+
+def _read_file(path: Path, name: str, options: ReaderOptions) -> Iterator[dict[str, Any]]:
+    with open_binary(path) as stream:
+        buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
+        for n, record in _records(buffered):
+            key = f"{name}/{n:09d}"
+            if isinstance(record, ValueError):
+                yield skipped(key, name, str(record))
+            elif not isinstance(record, dict):
+                yield skipped(key, name, "not_an_object")
+            else:
+                yield record_document(record, key, name, options)

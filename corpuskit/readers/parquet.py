@@ -8,6 +8,7 @@ from typing import Any
 
 from corpuskit.catalog import ReaderOptions
 from corpuskit.errors import CorpuskitError
+from corpuskit.readers import one_line
 from corpuskit.readers.structured import columns, record_document
 
 
@@ -16,6 +17,7 @@ def metadata_columns(options: ReaderOptions) -> list[str]:
 
 
 def read(files: list[tuple[Path, str]], options: ReaderOptions) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     wanted = [*options.text_fields, *options.metadata_fields]
@@ -25,7 +27,7 @@ def read(files: list[tuple[Path, str]], options: ReaderOptions) -> Iterator[dict
         try:
             pf = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow raises several types for a broken file
-            raise CorpuskitError(f"{name}: not a readable parquet file ({exc})") from None
+            raise CorpuskitError(f"{name}: not a readable parquet file ({one_line(exc)})") from None
         names = pf.schema_arrow.names
         missing = [c for c in options.text_fields if c not in names]
         if missing:
@@ -35,7 +37,19 @@ def read(files: list[tuple[Path, str]], options: ReaderOptions) -> Iterator[dict
             )
         cols = [c for c in dict.fromkeys(wanted) if c in names]
         n = 0
-        for batch in pf.iter_batches(columns=cols, batch_size=8192):
-            for record in batch.to_pylist():
+        batches = pf.iter_batches(columns=cols, batch_size=8192)
+        while True:
+            try:
+                batch = next(batches, None)
+                records = batch.to_pylist() if batch is not None else []
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                # A damaged data page (bad compression, a cut-off stream, bytes that are not
+                # UTF-8 in a string column) surfaces only here, after the footer opened fine.
+                raise CorpuskitError(
+                    f"{name}: damaged parquet file ({one_line(exc)}); delete it and fetch again"
+                ) from None
+            if batch is None:
+                break
+            for record in records:
                 yield record_document(record, f"{name}/{n:09d}", name, options)
                 n += 1

@@ -21,7 +21,7 @@ from typing import Any
 
 from corpuskit.catalog import ReaderOptions
 from corpuskit.errors import CorpuskitError
-from corpuskit.readers import skipped
+from corpuskit.readers import one_line, skipped
 
 HEADING = re.compile(r"^ = (?!=)(.*?) = \n?$")
 
@@ -45,13 +45,27 @@ def _parquet_lines(path: Path, field: str) -> Iterator[str | None]:
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a broken file
-        raise CorpuskitError(f"{path.name}: not a readable parquet file ({exc})") from None
+        raise CorpuskitError(
+            f"{path.name}: not a readable parquet file ({one_line(exc)})"
+        ) from None
     if field not in pf.schema_arrow.names:
         raise CorpuskitError(
             f"{path.name}: no column {field!r} (columns: {', '.join(pf.schema_arrow.names)})"
         )
-    for batch in pf.iter_batches(columns=[field], batch_size=65536):
-        for row in batch.column(0).to_pylist():
+    import pyarrow as pa
+
+    batches = pf.iter_batches(columns=[field], batch_size=65536)
+    while True:
+        try:
+            batch = next(batches, None)
+            rows = batch.column(0).to_pylist() if batch is not None else []
+        except (OSError, ValueError, pa.ArrowException) as exc:  # a damaged data page
+            raise CorpuskitError(
+                f"{path.name}: damaged parquet file ({one_line(exc)}); delete it and fetch again"
+            ) from None
+        if batch is None:
+            break
+        for row in rows:
             if row is None or row == "":
                 yield " \n"
             else:
