@@ -20,11 +20,13 @@ from pathlib import Path
 from benchmarks.common import Result
 
 _CHILD = """
-import json, sys, resource
+import json, sys
 from corpuskit import api
 res = api.build("scaled", data_dir=sys.argv[1], catalog=[sys.argv[2]], progress=False,
                 tokenizer="spm-bpe:4096", workers=2)
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child started from a large
+# runner process would report the runner's size (every scale read the same 782 MB).
+peak_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"peak_kb": peak_kb, "tokens": res.meta["splits"]["train"]["tokens"]}))
 """
 
