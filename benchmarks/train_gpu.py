@@ -22,19 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import Result
-
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
-
-
-def flops_per_token(n_params: int, n_layer: int, n_head: int, n_embd: int, block: int) -> float:
-    """Training FLOPs per token: 6N for the weights plus attention's 12·L·H·Q·T."""
-    return 6 * n_params + 12 * n_layer * n_head * (n_embd // n_head) * block
-
-
-def peak_tflops(device_name: str, override: float | None) -> float | None:
-    if override:
-        return override
-    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device_name), None)
+from corpuskit.train.flops import flops_per_token, peak_tflops
 
 
 def run(

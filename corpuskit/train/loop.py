@@ -25,6 +25,7 @@ from corpuskit.errors import CorpuskitError
 from corpuskit.train import checkpoint as ckpt
 from corpuskit.train.config import TrainConfig
 from corpuskit.train.data import RandomWindows, StreamBatches, to_device
+from corpuskit.train.flops import device_peak_tflops, flops_per_token, mfu
 from corpuskit.train.metrics import measure
 from corpuskit.train.models import LanguageModel, build_model
 from corpuskit.train.optim import lr_at, make_optimizer, plan_steps
@@ -116,6 +117,16 @@ class _Trainer:
         else:
             self.steps_per_epoch = self.batches.num_tokens / self.tokens_per_step
         self.total_steps = plan_steps(config, self.tokens_per_step, self.steps_per_epoch)
+        # MFU on CUDA in bf16/fp16 (None elsewhere: there is no honest peak to divide by).
+        attention = config.model == "gpt"
+        self.flops_per_token = flops_per_token(
+            self.model.num_params(),
+            config.n_layer if attention else 0,
+            config.n_head if attention else 0,
+            config.n_embd if attention else 0,
+            config.block_size if attention else 0,
+        )
+        self.peak_tflops = device_peak_tflops(device, self.dtype)
         self.state: Any = None  # a recurrent model's hidden state between batches
         self.progress = Progress()
         self.stop_requested = False
@@ -230,11 +241,19 @@ class _Trainer:
         if not self.env.is_main:
             return
         p = self.progress
-        self._record({"kind": "train", "step": p.step, "loss": loss, "lr": lr, "tokens": p.tokens,
-                      "tokens_per_s": tokens_per_s, "elapsed_s": p.train_seconds})
-        self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
+        used = mfu(tokens_per_s, self.flops_per_token, self.peak_tflops, self.env.world_size)
+        record = {"kind": "train", "step": p.step, "loss": loss, "lr": lr, "tokens": p.tokens,
+                  "tokens_per_s": tokens_per_s, "elapsed_s": p.train_seconds}
+        postfix = {"loss": f"{loss:.3f}", "tok_s": f"{tokens_per_s:,.0f}"}
+        shown = ""
+        if used is not None:
+            record["mfu"] = used
+            postfix["mfu"] = f"{used:.1%}"
+            shown = f" mfu {used:.1%}"
+        self._record(record)
+        self.bar.set_postfix(postfix, refresh=False)
         self._say(f"step {p.step:>{len(str(self.total_steps))}}/{self.total_steps} "
-                  f"loss {loss:.4f} lr {lr:.2e} {tokens_per_s:,.0f} tok/s")
+                  f"loss {loss:.4f} lr {lr:.2e} {tokens_per_s:,.0f} tok/s{shown}")
 
     def _record(self, record: dict[str, Any]) -> None:
         ckpt.append_metrics(self.run_dir, record)
