@@ -6,11 +6,14 @@ Phases, each an artifact with a manifest whose fingerprint names its folder:
    split assignment, ``clean``, the filters (``length``,
    ``quality`` or ``code_quality``, ``repetition``, ``language``), and the inputs of the global
    stages: exact-duplicate keys, MinHash signatures and LSH bucket keys, and the n-gram hashes
-   of val/test documents. All of it is written to disk per shard (Arrow, Parquet, ``.npy``);
+   of val/test documents. All of it is written to disk per shard (Arrow, Parquet, ``.npy``),
+   in a cache that outlives the build (``<root>/cache/<corpus>/phase1/<fp>/``, see below);
 2. global, in this process: exact duplicates (grouped by key with polars), near-duplicate
    clusters (grouped by LSH bucket with polars, verified, joined by a union-find) and the
-   sorted table of evaluation n-grams. Every decision keeps the first occurrence in
-   shard-then-row order, so it does not depend on which worker finished first;
+   sorted table of evaluation n-grams. Every decision keeps the first occurrence in the dedup
+   order: test, then val, then train, then other splits; within a split, shard then row. So a
+   duplicate between train and an evaluation split leaves train, and nothing depends on which
+   worker finished first;
 3. per shard, as executor tasks: the duplicates are dropped, then ``stopwords`` and
    ``decontaminate`` run; this process then streams the results into
    ``data/clean/<corpus>/<fp>/part-*.arrow``, with ``duplicates.parquet`` (every removed
@@ -18,6 +21,15 @@ Phases, each an artifact with a manifest whose fingerprint names its folder:
    documents per stage and reason) beside them;
 4. tokenizer training on the cleaned train split, then encoding and packing of every split into
    ``data/tokens/<corpus>/<fp>/``, one executor task per clean shard (``encode.py``).
+
+Phase 1 is cached per shard, by what it depends on: the raw fetch's fingerprint, the clean and
+filter settings, the split settings (when the build assigns splits) and ``PHASE1_VERSION``.
+Changing dedup, stopwords or decontamination settings re-runs phases 2 and 3 only; MinHash
+signatures and eval n-grams sit in subfolders named by their own settings, so a signature
+setting recomputes only the signatures (from the cached documents). Each shard's files are
+moved into place from a private temporary folder and a ``done-i.json`` marker is written last,
+so a killed build resumes from the shards that finished. ``cache=False`` (``--no-cache``)
+computes phase 1 inside the staging folder instead.
 
 Every per-shard step goes through one ``Executor.map_ordered`` (``corpuskit/executors/``); the
 build does not know whether processes or Ray run it. Whatever the executor and worker count, the
@@ -28,9 +40,12 @@ Memory is bounded by one batch per worker plus the global phase's columnar key t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +66,9 @@ from corpuskit.paths import ENV_HOME, clean_root, data_root, raw_dir
 from corpuskit.shards import (
     MANIFEST,
     ShardWriter,
+    _pid_alive,
     existing_manifest,
+    fingerprint,
     new_manifest,
     read_batches,
     shard_paths,
@@ -72,7 +89,16 @@ DROPPED_SAMPLES = "dropped-samples.jsonl"
 _KEEP, _EXACT, _NEAR = 0, 1, 2
 
 # BuildConfig fields that choose where a build runs, never what it writes.
-EXECUTION_FIELDS = ("workers", "executor", "address")
+EXECUTION_FIELDS = ("workers", "executor", "address", "cache")
+
+# Phase-1 cache (``<root>/cache/<corpus>/phase1/<fp>/``): bump when what phase 1 writes changes.
+PHASE1_VERSION = 2
+IDENTITY = "identity.json"
+# Dedup keeps the first copy in this order of splits (then shard, then row): duplicates between
+# train and an evaluation split leave train, and the evaluation sets stay whole.
+SPLIT_RANK = {"test": 0, "val": 1, "train": 2}
+RANKS = 4  # test, val, train, any other split
+DEDUP_ORDER = "split (test, val, train, other), then shard, then row"
 
 _DEFAULT_QUALITY = GopherQuality()
 _DEFAULT_REPETITION = GopherRepetition()
@@ -151,6 +177,7 @@ class BuildConfig:
     workers: int = 0
     executor: str = "local"
     address: str | None = None
+    cache: bool = True  # reuse (and keep) phase-1 outputs in <root>/cache; never changes output
 
     def validate(self) -> None:
         if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
@@ -206,6 +233,9 @@ class BuildResult:
     tokens_skipped: bool
     clean_manifest: dict[str, Any] = field(repr=False)
     meta: dict[str, Any] = field(repr=False)
+    # Phase 1 of this run: shards, how many came from the cache, the cache folder (None when
+    # the clean artifact itself was reused and phase 1 was not consulted).
+    phase1: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def skipped(self) -> bool:
@@ -328,18 +358,48 @@ def make_plan(entry: CorpusEntry, config: BuildConfig) -> Plan:
 
 
 @dataclass(frozen=True)
+class _Phase1Cache:
+    """Where the phase-1 outputs of a build live.
+
+    ``folder`` holds, per shard ``i``, ``staged-i.arrow`` (the documents after clean and the
+    filters), ``keys-i.parquet`` (id, exact-duplicate key, split rank and row within the rank)
+    and ``done-i.json`` (rows per split rank and the stage statistics), written last. ``near``
+    holds the MinHash signatures and bucket keys per shard and split rank, ``evalng`` the val/test
+    n-gram hashes, each with its own ``done-i.json`` and its own fingerprint, so that a change of
+    the signature settings (or of the decontamination n-gram) recomputes only those files.
+    """
+
+    folder: Path
+    near: Path | None
+    evalng: Path | None
+
+    def file(self, kind: str, index: int, suffix: str) -> Path:
+        folder = {"sigs": self.near, "bands": self.near, "evalng": self.evalng}.get(kind)
+        return (folder or self.folder) / f"{kind}-{index:05d}.{suffix}"
+
+    def group_file(self, kind: str, index: int, rank: int, suffix: str) -> Path:
+        assert self.near is not None
+        return self.near / f"{kind}-{index:05d}-r{rank}.{suffix}"
+
+    def done(self, index: int) -> list[Path]:
+        """The completion markers shard ``index`` needs, phase 1's own last."""
+        name = f"done-{index:05d}.json"
+        return [f / name for f in (self.near, self.evalng) if f is not None] + [self.folder / name]
+
+
+@dataclass(frozen=True)
 class _ShardTask:
     index: int
     source: str
-    work: str
+    cache: _Phase1Cache
+    run_phase1: bool  # False: clean+filter output is cached, only signatures/n-grams are not
+    signatures: bool
+    evalng: bool
     plan: Plan
     resplit: bool
     val_fraction: float
     test_fraction: float
     seed: int
-
-    def path(self, kind: str, suffix: str) -> Path:
-        return Path(self.work) / f"{kind}-{self.index:05d}.{suffix}"
 
 
 def _assign_splits(batch: pa.RecordBatch, task: _ShardTask) -> pa.RecordBatch:
@@ -369,89 +429,389 @@ def _dedup_key(text: str) -> int:
     return xxhash.xxh3_128_intdigest(" ".join(text.lower().split()).encode("utf-8"))
 
 
-def _shard_phase(task: _ShardTask) -> tuple[int, dict[str, StageStats]]:
-    """Phase 1 for one shard; returns its surviving row count and per-stage statistics."""
-    plan = task.plan
-    stats = {stage.name: StageStats() for stage in plan.shard_stages}
+def _split_ranks(batch: pa.RecordBatch) -> np.ndarray:
+    """The dedup priority of every row's split: 0 test, 1 val, 2 train, 3 anything else."""
+    splits = batch.column("split").to_pylist()
+    return np.array([SPLIT_RANK.get(s, RANKS - 1) for s in splits], np.uint8)
+
+
+def _stats_json(stats: dict[str, StageStats]) -> dict[str, Any]:
+    return {name: {**st.to_dict(), "samples": st.samples} for name, st in stats.items()}
+
+
+def _stats_from_json(data: dict[str, Any]) -> dict[str, StageStats]:
+    out = {}
+    for name, st in data.items():
+        out[name] = StageStats(
+            documents_in=st["documents_in"],
+            documents_out=st["documents_out"],
+            bytes_in=st["bytes_in"],
+            bytes_out=st["bytes_out"],
+            changed=st["changed"],
+            dropped=Counter(st["dropped"]),
+            samples={k: list(v) for k, v in st["samples"].items()},
+        )
+    return out
+
+
+def _phase1_batches(
+    task: _ShardTask, stats: dict[str, StageStats], tmp: Path
+) -> Iterator[pa.RecordBatch]:
+    """The shard's documents after clean and the filters: computed from the raw shard (and
+    written to ``tmp/staged-i.arrow``), or read back from the cache."""
+    staged = task.cache.file("staged", task.index, "arrow")
+    if not task.run_phase1:
+        if staged.exists():
+            yield from read_batches(staged)
+        return
     writer: ShardWriter | None = None
-    rows = 0
-    ids: list[str] = []
-    keys: list[int] = []
-    signatures = ShardSignatures.new(plan.near) if plan.near is not None else None
-    eval_rows: list[np.ndarray] = []
-    eval_hashes: list[np.ndarray] = []
     for batch in read_batches(Path(task.source)):
         batch = _assign_splits(batch, task)
-        for stage in plan.shard_stages:
+        for stage in task.plan.shard_stages:
             batch = run_stage(stage, batch, stats[stage.name])
         if batch.num_rows == 0:
             continue
-        texts = batch.column("text")
-        if plan.exact or plan.near is not None:
-            ids.extend(batch.column("id").to_pylist())
-        if plan.exact:
-            keys.extend(_dedup_key(t) for t in texts.to_pylist())
-        if signatures is not None:
-            signatures.add(texts)
-        if plan.decontaminate is not None:
-            probe = batch
-            if plan.stopwords is not None and plan.stopwords.mode == "remove":
-                # Train text will be compared after stopword removal: hash val/test alike.
-                probe = batch.set_column(
-                    batch.schema.get_field_index("text"), "text", plan.stopwords.remove(texts)
-                )
-            doc, hashes = eval_ngrams(probe, plan.decontaminate.ngram)
-            eval_rows.append(doc + rows)
-            eval_hashes.append(hashes)
         if writer is None:
             # One file per task: an unbounded shard size and the task's own file name.
-            staged = task.path("staged", "arrow")
-            writer = ShardWriter(
-                staged.parent, batch.schema, shard_bytes=2**62, name_pattern=staged.name
-            )
+            writer = ShardWriter(tmp, batch.schema, shard_bytes=2**62, name_pattern=staged.name)
         writer.write_batch(batch)
-        rows += batch.num_rows
+        yield batch
     if writer is not None:
         writer.close()
-    if plan.exact or plan.near is not None:
-        key_array = np.array(keys, dtype=object) if keys else np.zeros(0, object)
-        pl.DataFrame(
-            {
-                "row": np.arange(len(ids), dtype=np.int64),
-                "id": pl.Series(ids, dtype=pl.String),
-                "hi": np.array([k >> 64 for k in key_array], np.uint64)
-                if plan.exact
-                else np.zeros(len(ids), np.uint64),
-                "lo": np.array([k & (2**64 - 1) for k in key_array], np.uint64)
-                if plan.exact
-                else np.zeros(len(ids), np.uint64),
-            }
-        ).write_parquet(task.path("keys", "parquet"))
-    if signatures is not None:
-        signatures.write(task.path("sigs", "npy"), task.path("bands", "parquet"))
-    if plan.decontaminate is not None:
-        pl.DataFrame(
-            {
-                "row": np.concatenate(eval_rows) if eval_rows else np.zeros(0, np.int64),
-                "hash": np.concatenate(eval_hashes) if eval_hashes else np.zeros(0, np.uint64),
-            }
-        ).write_parquet(task.path("evalng", "parquet"))
+
+
+def _shard_phase(task: _ShardTask) -> int:
+    """Phase 1 for one shard, whatever of it is not cached yet; returns its surviving rows.
+
+    Every file is written in a private ``.part-i.tmp-<pid>`` folder, then moved to its final
+    name; the ``done-i.json`` markers come last, so a kill at any point leaves either a complete
+    shard or one that the next run computes again.
+    """
+    plan, cache, index = task.plan, task.cache, task.index
+    tmp = cache.folder / f".part-{index:05d}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        stats = {stage.name: StageStats() for stage in plan.shard_stages}
+        rows = 0
+        counts = np.zeros(RANKS, np.int64)
+        ids: list[str] = []
+        keys: list[int] = []
+        ranks: list[np.ndarray] = []
+        groups: list[np.ndarray] = []
+        near = plan.near if task.signatures else None
+        signatures = [ShardSignatures.new(near) for _ in range(RANKS)] if near else []
+        eval_rows: list[np.ndarray] = []
+        eval_hashes: list[np.ndarray] = []
+        for batch in _phase1_batches(task, stats, tmp):
+            texts = batch.column("text")
+            rank = _split_ranks(batch)
+            group = np.zeros(len(rank), np.int64)
+            for r in range(RANKS):
+                mask = rank == r
+                n = int(mask.sum())
+                if not n:
+                    continue
+                group[mask] = counts[r] + np.arange(n)
+                counts[r] += n
+                if signatures:
+                    signatures[r].add(texts if n == len(rank) else texts.filter(pa.array(mask)))
+            if task.run_phase1:
+                ids.extend(batch.column("id").to_pylist())
+                keys.extend(_dedup_key(t) for t in texts.to_pylist())
+                ranks.append(rank)
+                groups.append(group)
+            if task.evalng:
+                assert plan.decontaminate is not None
+                probe = batch
+                if plan.stopwords is not None and plan.stopwords.mode == "remove":
+                    # Train text will be compared after stopword removal: hash val/test alike.
+                    probe = batch.set_column(
+                        batch.schema.get_field_index("text"), "text", plan.stopwords.remove(texts)
+                    )
+                doc, hashes = eval_ngrams(probe, plan.decontaminate.ngram)
+                eval_rows.append(doc + rows)
+                eval_hashes.append(hashes)
+            rows += batch.num_rows
+        moves: list[tuple[Path, Path]] = []
+        if task.run_phase1:
+            staged = cache.file("staged", index, "arrow")
+            if (tmp / staged.name).exists():
+                moves.append((tmp / staged.name, staged))
+            key_array = np.array(keys, dtype=object) if keys else np.zeros(0, object)
+            out = cache.file("keys", index, "parquet")
+            pl.DataFrame(
+                {
+                    "row": np.arange(len(ids), dtype=np.int64),
+                    "id": pl.Series(ids, dtype=pl.String),
+                    "hi": np.array([k >> 64 for k in key_array], np.uint64),
+                    "lo": np.array([k & (2**64 - 1) for k in key_array], np.uint64),
+                    "rank": np.concatenate(ranks) if ranks else np.zeros(0, np.uint8),
+                    "grow": np.concatenate(groups) if groups else np.zeros(0, np.int64),
+                }
+            ).write_parquet(tmp / out.name)
+            moves.append((tmp / out.name, out))
+        for r, sig in enumerate(signatures):
+            if sig.rows:
+                final = (
+                    cache.group_file("sigs", index, r, "npy"),
+                    cache.group_file("bands", index, r, "parquet"),
+                )
+                sig.write(tmp / final[0].name, tmp / final[1].name)
+                moves += [(tmp / p.name, p) for p in final]
+        if task.evalng:
+            out = cache.file("evalng", index, "parquet")
+            pl.DataFrame(
+                {
+                    "row": np.concatenate(eval_rows) if eval_rows else np.zeros(0, np.int64),
+                    "hash": np.concatenate(eval_hashes)
+                    if eval_hashes
+                    else np.zeros(0, np.uint64),
+                }
+            ).write_parquet(tmp / out.name)
+            moves.append((tmp / out.name, out))
+        for src, dst in moves:
+            os.replace(src, dst)
+        tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    checkpoint("build.shard_files")
+    marker = f"done-{index:05d}.json"
+    if task.signatures:
+        assert cache.near is not None
+        write_json_atomic(cache.near / marker, {"rows": rows})
+    if task.evalng:
+        assert cache.evalng is not None
+        write_json_atomic(cache.evalng / marker, {"rows": rows})
+    if task.run_phase1:
+        write_json_atomic(
+            cache.folder / marker,
+            {"rows": rows, "ranks": counts.tolist(), "stats": _stats_json(stats)},
+        )
     checkpoint("build.shard_phase")
-    return rows, stats
+    return rows
+
+
+def _sweep(folder: Path) -> None:
+    """Remove what killed runs left in a cache folder (``.<name>.tmp-<pid>`` of dead pids)."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        _, sep, pid = path.name.rpartition(".tmp-")
+        if not sep or not path.name.startswith(".") or not pid.isdigit():
+            continue
+        if int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def cache_root(root: Path, corpus: str) -> Path:
+    """``<root>/cache/<corpus>/phase1``: one folder per phase-1 fingerprint."""
+    return root / "cache" / corpus / "phase1"
+
+
+def _phase1_identity(
+    entry: CorpusEntry, plan: Plan, raw_manifest: dict[str, Any], resplit: bool, config: BuildConfig
+) -> dict[str, Any]:
+    """What the clean+filter output of every shard depends on, and nothing else."""
+    splits: dict[str, Any] = {"resplit": resplit}
+    if resplit:
+        splits.update(
+            val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed
+        )
+    return new_manifest(
+        "phase1",
+        entry.name,
+        inputs={"raw": raw_manifest["fingerprint"]},
+        config={
+            "version": PHASE1_VERSION,
+            "stages": [s.config() for s in plan.shard_stages],
+            "splits": splits,
+        },
+    )
+
+
+def _derived_folders(folder: Path, plan: Plan) -> tuple[Path | None, Path | None]:
+    """Signature and eval n-gram subfolders, named by the settings they depend on."""
+    near = evalng = None
+    if plan.near is not None:
+        settings = plan.near.config()
+        for name in ("threshold", "verify", "name"):  # used by the grouping, not the signatures
+            settings.pop(name, None)
+        near = folder / f"near-{fingerprint(settings)}"
+    if plan.decontaminate is not None:
+        settings = {"ngram": plan.decontaminate.ngram, "hash": plan.decontaminate.config()["hash"]}
+        if plan.stopwords is not None and plan.stopwords.mode == "remove":
+            words = plan.stopwords.config()
+            settings["stopwords_removed"] = {k: words[k] for k in ("language", "list")}
+        evalng = folder / f"evalng-{fingerprint(settings)}"
+    return near, evalng
+
+
+def _prune(folder: Path, raw_fingerprint: str) -> None:
+    """Remove the corpus's other phase-1 caches whose raw input is gone.
+
+    ``data/raw/<corpus>/`` holds one fetch at a time, so a cache made from an earlier fetch can
+    only be hit again if the very same data is fetched again; it is deleted when a cache of the
+    current fetch is complete. Caches of the current fetch (other filter settings) are kept. A
+    cache another process holds is left alone.
+    """
+    for other in folder.parent.iterdir():
+        if other == folder or other.name.startswith(".") or not other.is_dir():
+            continue
+        identity = existing_json(other / IDENTITY)
+        if identity is not None and identity.get("inputs", {}).get("raw") == raw_fingerprint:
+            continue
+        lock = artifact_lock(other, timeout=0)
+        try:
+            lock.acquire()
+        except CorpuskitError:
+            continue
+        try:
+            shutil.rmtree(other, ignore_errors=True)
+        finally:
+            lock.release()
+
+
+def _write_identity(folder: Path, identity: dict[str, Any] | None) -> None:
+    """``identity.json`` of a cache, once it holds a finished shard (a build that fails before
+    that, e.g. on a full disk, leaves no file behind)."""
+    if identity is not None and existing_json(folder / IDENTITY) != identity:
+        write_json_atomic(folder / IDENTITY, identity)
+
+
+def existing_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _phase1(
+    entry: CorpusEntry,
+    root: Path,
+    config: BuildConfig,
+    plan: Plan,
+    raw_manifest: dict[str, Any],
+    resplit: bool,
+    sources: list[Path],
+    work: Path,
+    executor: Executor,
+    progress: bool,
+    report: dict[str, Any],
+) -> Iterator[tuple[_Phase1Cache, np.ndarray, dict[str, StageStats]]]:
+    """Phase 1 for every shard, reusing the cache; yields the cache, the rows per shard and
+    split rank, and the phase-1 statistics. The cache's lock is held until the block ends
+    (phases 2 and 3 read its files)."""
+    if config.cache:
+        identity = _phase1_identity(entry, plan, raw_manifest, resplit, config)
+        # Absolute paths: a task may run in another working directory (a Ray worker) or on
+        # another machine that mounts the same shared storage at the same path.
+        folder = (cache_root(root, entry.name) / identity["fingerprint"]).absolute()
+        lock: Any = artifact_lock(folder)
+    else:
+        identity, folder, lock = None, work / "phase1", contextlib.nullcontext()
+    with lock:
+        folder.mkdir(parents=True, exist_ok=True)
+        near, evalng = _derived_folders(folder, plan)
+        cache = _Phase1Cache(folder, near, evalng)
+        for sub in (folder, near, evalng):
+            if sub is not None:
+                sub.mkdir(exist_ok=True)
+                _sweep(sub)
+        tasks = []
+        for i, src in enumerate(sources):
+            *derived, own = [m.exists() for m in cache.done(i)]
+            if own and all(derived):
+                continue
+            run = not own
+            tasks.append(
+                _ShardTask(
+                    i,
+                    str(src.absolute()),
+                    cache,
+                    run,
+                    near is not None and (run or not (near / f"done-{i:05d}.json").exists()),
+                    evalng is not None and (run or not (evalng / f"done-{i:05d}.json").exists()),
+                    plan,
+                    resplit,
+                    config.val_fraction,
+                    config.test_fraction,
+                    config.seed,
+                )
+            )
+        report.update(
+            shards=len(sources),
+            reused=len(sources) - len(tasks),
+            partly_reused=sum(not t.run_phase1 for t in tasks),
+            cache=str(folder) if identity is not None else None,
+        )
+        results = executor.map_ordered(_shard_phase, tasks, desc="clean+filter", progress=progress)
+        for done_shards, _ in enumerate(results, start=1):
+            if done_shards == 1:
+                _write_identity(folder, identity)
+        _write_identity(folder, identity)
+        counts = np.zeros((len(sources), RANKS), np.int64)
+        stats: dict[str, StageStats] = {s.name: StageStats() for s in plan.shard_stages}
+        for i in range(len(sources)):
+            done = json.loads((folder / f"done-{i:05d}.json").read_text(encoding="utf-8"))
+            counts[i] = done["ranks"]
+            for name, st in _stats_from_json(done["stats"]).items():
+                stats[name].merge(st)
+        if identity is not None:
+            _prune(folder, raw_manifest["fingerprint"])
+        yield cache, counts, stats
 
 
 # --------------------------------------------------------------------------- phase 2 (global)
 
 
-def _scan_keys(tasks: list[_ShardTask], offsets: np.ndarray) -> pl.LazyFrame:
+def _group_starts(counts: np.ndarray) -> np.ndarray:
+    """The dedup numbering: group ``rank * shards + shard`` holds that shard's rows of that
+    split rank, in row order; ``starts[g]`` is its first global number (plus the total)."""
+    return np.concatenate([[0], np.cumsum(counts.T.reshape(-1))]).astype(np.int64)
+
+
+def _scan_keys(cache: _Phase1Cache, starts: np.ndarray, shards: int) -> pl.LazyFrame:
+    """Every document's key, id and ``doc``: its number in the dedup order."""
     return pl.concat(
         [
-            pl.scan_parquet(t.path("keys", "parquet")).with_columns(
-                doc=pl.col("row") + int(offsets[i])
+            pl.scan_parquet(cache.file("keys", i, "parquet")).with_columns(
+                doc=pl.col("grow")
+                + pl.col("rank").replace_strict(
+                    list(range(RANKS)),
+                    [int(starts[r * shards + i]) for r in range(RANKS)],
+                    return_dtype=pl.Int64,
+                )
             )
-            for i, t in enumerate(tasks)
+            for i in range(shards)
         ]
     )
+
+
+def _shard_rows(cache: _Phase1Cache, starts: np.ndarray, docs: np.ndarray) -> tuple[
+    np.ndarray, np.ndarray
+]:
+    """``(shard, row)`` of documents given by their number in the dedup order."""
+    shards = (len(starts) - 1) // RANKS
+    group = np.searchsorted(starts, docs, side="right") - 1
+    rank, shard = np.divmod(group, shards)
+    within = docs - starts[group]
+    rows = np.zeros(len(docs), np.int64)
+    for s in np.unique(shard).tolist():
+        in_shard = shard == s
+        ranks = pl.read_parquet(cache.file("keys", s, "parquet"), columns=["rank"])["rank"]
+        ranks = ranks.to_numpy()
+        for r in np.unique(rank[in_shard]).tolist():
+            pick = in_shard & (rank == r)
+            rows[pick] = np.flatnonzero(ranks == r)[within[pick]]
+    return shard, rows
 
 
 def _exact_duplicates(keys: pl.LazyFrame) -> pl.DataFrame:
@@ -476,38 +836,53 @@ def _cluster_stats(duplicates: pl.DataFrame) -> dict[str, Any]:
 
 
 def _global_phase(
-    plan: Plan, tasks: list[_ShardTask], rows: list[int], out_dir: Path, work: Path
+    plan: Plan,
+    cache: _Phase1Cache,
+    counts: np.ndarray,
+    out_dir: Path,
+    work: Path,
 ) -> dict[str, dict[str, Any]]:
-    """Decide every duplicate and write the per-shard keep codes and the n-gram table."""
+    """Decide every duplicate and write the per-shard keep codes and the n-gram table.
+
+    Duplicates are decided over the documents numbered in the dedup order (``_group_starts``:
+    test, val, train, other splits; then shard, then row), so the smallest number, the copy
+    kept, is an evaluation document whenever one is in the group.
+    """
+    shards = len(counts)
+    rows = counts.sum(axis=1)
     offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+    starts = _group_starts(counts)
     extra: dict[str, dict[str, Any]] = {}
     codes = [np.zeros(n, np.uint8) for n in rows]
     found: list[pl.DataFrame] = []
     if plan.exact or plan.near is not None:
-        keys = _scan_keys(tasks, offsets)
+        keys = _scan_keys(cache, starts, shards)
         exact = pl.DataFrame(schema={"doc": pl.Int64, "kept": pl.Int64, "similarity": pl.Float64})
         if plan.exact:
             exact = _exact_duplicates(keys)
             extra["exact_dedup"] = _cluster_stats(exact)
             found.append(exact.with_columns(kind=pl.lit("exact")))
         if plan.near is not None:
+            # One "shard" of the grouping per non-empty (split rank, shard) group, in the dedup
+            # order; their files were written per group in phase 1.
+            groups = [
+                (r, i) for r in range(RANKS) for i in range(shards) if counts[i, r] > 0
+            ]
             near = cluster(
                 plan.near,
-                [t.path("bands", "parquet") for t in tasks],
-                [t.path("sigs", "npy") for t in tasks],
-                offsets,
+                [cache.group_file("bands", i, r, "parquet") for r, i in groups],
+                [cache.group_file("sigs", i, r, "npy") for r, i in groups],
+                np.array([starts[r * shards + i] for r, i in groups] + [starts[-1]], np.int64),
                 exact["doc"].to_numpy(),
             )
             extra[plan.near.name] = _cluster_stats(near)
             found.append(near.with_columns(kind=pl.lit("near")))
             checkpoint("build.near_dedup")
         duplicates = pl.concat(found).sort("doc")
-        shard_of = np.searchsorted(offsets, duplicates["doc"].to_numpy(), side="right") - 1
-        for code, kind in ((_EXACT, "exact"), (_NEAR, "near")):
-            mask = (duplicates["kind"] == kind).to_numpy()
-            docs = duplicates["doc"].to_numpy()[mask]
-            for s, d in zip(shard_of[mask].tolist(), docs.tolist(), strict=True):
-                codes[s][d - offsets[s]] = code
+        shard_of, row_of = _shard_rows(cache, starts, duplicates["doc"].to_numpy())
+        kinds = np.where((duplicates["kind"] == "exact").to_numpy(), _EXACT, _NEAR)
+        for s, r, code in zip(shard_of.tolist(), row_of.tolist(), kinds.tolist(), strict=True):
+            codes[s][r] = code
         ids = keys.select("doc", "id")
         (
             duplicates.lazy()
@@ -518,8 +893,8 @@ def _global_phase(
             .collect()
             .write_parquet(out_dir / DUPLICATES)
         )
-    for task, code in zip(tasks, codes, strict=True):
-        np.save(task.path("keep", "npy"), code)
+    for i, code in enumerate(codes):
+        np.save(work / f"keep-{i:05d}.npy", code)
     if plan.decontaminate is not None:
         dropped = pl.DataFrame(
             {"doc": np.concatenate([np.flatnonzero(c) + offsets[i] for i, c in enumerate(codes)])}
@@ -527,10 +902,10 @@ def _global_phase(
         table = (
             pl.concat(
                 [
-                    pl.scan_parquet(t.path("evalng", "parquet")).with_columns(
+                    pl.scan_parquet(cache.file("evalng", i, "parquet")).with_columns(
                         doc=pl.col("row") + int(offsets[i])
                     )
-                    for i, t in enumerate(tasks)
+                    for i in range(shards)
                 ]
             )
             .join(dropped.cast({"doc": pl.Int64}), on="doc", how="anti")
@@ -548,22 +923,26 @@ def _global_phase(
 
 @dataclass(frozen=True)
 class _FinishTask:
-    shard: _ShardTask
+    index: int
+    staged: str  # the shard's phase-1 documents (in the cache)
+    work: str  # keep codes in, out-*.arrow written here
     stopwords: Stopwords | None
     decontaminate: Decontaminate | None
+
+    def path(self, kind: str, suffix: str) -> Path:
+        return Path(self.work) / f"{kind}-{self.index:05d}.{suffix}"
 
 
 def _finish_phase(task: _FinishTask) -> tuple[str | None, dict[str, StageStats]]:
     """Phase 3 for one shard: drop duplicates, stopwords, decontaminate; write ``out-*``."""
-    shard = task.shard
     stats = {"exact_dedup": StageStats(), "near_dedup": StageStats()}
     later = [s for s in (task.stopwords, task.decontaminate) if s is not None]
     stats.update({s.name: StageStats() for s in later})
-    staged = shard.path("staged", "arrow")
+    staged = Path(task.staged)
     if not staged.exists():
         return None, stats
-    codes = np.load(shard.path("keep", "npy"))
-    out = shard.path("out", "arrow")
+    codes = np.load(task.path("keep", "npy"))
+    out = task.path("out", "arrow")
     writer: ShardWriter | None = None
     offset = 0
     for batch in read_batches(staged):
@@ -616,15 +995,20 @@ def build_clean(
     *,
     progress: bool = True,
     executor: Executor | None = None,
+    report: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, Any], bool]:
     """Phases 1-3: the cleaned artifact (reused when one with the same fingerprint exists).
 
     ``executor`` runs phases 1 and 3; without one, the config's executor is started here and
-    stopped at the end.
+    stopped at the end. ``report``, when given, receives what phase 1 reused from its cache
+    (``shards``, ``reused``, ``partly_reused``, ``cache``); it stays empty when the clean
+    artifact itself is reused.
     """
     if executor is None:
         with _executor(config) as own:
-            return build_clean(entry, root, config, progress=progress, executor=own)
+            return build_clean(
+                entry, root, config, progress=progress, executor=own, report=report
+            )
     raw = raw_dir(root, entry.name)
     raw_manifest = existing_manifest(raw)
     if raw_manifest is None:
@@ -638,6 +1022,7 @@ def build_clean(
         "dedup": {
             "exact": plan.exact,
             "near": plan.near.config() if plan.near is not None else None,
+            "order": DEDUP_ORDER,
         },
         "stopwords": plan.stopwords.config() if plan.stopwords is not None else None,
         "decontaminate": (plan.decontaminate.config() if plan.decontaminate is not None else None),
@@ -661,12 +1046,14 @@ def build_clean(
         if current is not None:
             return target, current, True
         return _build_clean_locked(
-            entry, config, plan, raw, raw_manifest, resplit, identity, target, executor, progress
+            entry, root, config, plan, raw, raw_manifest, resplit, identity, target, executor,
+            progress, {} if report is None else report,
         )
 
 
 def _build_clean_locked(
     entry: CorpusEntry,
+    root: Path,
     config: BuildConfig,
     plan: Plan,
     raw: Path,
@@ -676,35 +1063,23 @@ def _build_clean_locked(
     target: Path,
     executor: Executor,
     progress: bool,
+    report: dict[str, Any],
 ) -> tuple[Path, dict[str, Any], bool]:
-    """Phases 1-3 into a staging folder, under the artifact's lock."""
-    with staging_dir(target) as tmp:
+    """Phases 1-3 into a staging folder, under the artifact's lock (phase 1 through its
+    cache, whose lock is held until phase 3 is done)."""
+    with staging_dir(target) as tmp, contextlib.ExitStack() as stack:
         # Absolute paths: a task may run in another working directory (a Ray worker) or on
         # another machine that mounts the same shared storage at the same path.
         work = (tmp / "_work").absolute()
         work.mkdir()
-        tasks = [
-            _ShardTask(
-                i,
-                str(src.absolute()),
-                str(work),
-                plan,
-                resplit,
-                config.val_fraction,
-                config.test_fraction,
-                config.seed,
+        sources = shard_paths(raw, raw_manifest)
+        cache, counts, stats = stack.enter_context(
+            _phase1(
+                entry, root, config, plan, raw_manifest, resplit, sources, work, executor,
+                progress, report,
             )
-            for i, src in enumerate(shard_paths(raw, raw_manifest))
-        ]
-        stats: dict[str, StageStats] = {s.name: StageStats() for s in plan.shard_stages}
-        rows: list[int] = []
-        for n, shard_stats in executor.map_ordered(
-            _shard_phase, tasks, desc="clean+filter", progress=progress
-        ):
-            rows.append(n)
-            for name, st in shard_stats.items():
-                stats[name].merge(st)
-        extra = _global_phase(plan, tasks, rows, tmp, work)
+        )
+        extra = _global_phase(plan, cache, counts, tmp, work)
         checkpoint("build.global_phase")
         decontaminate = plan.decontaminate
         if decontaminate is not None:
@@ -713,7 +1088,12 @@ def _build_clean_locked(
                 ngram=decontaminate.ngram,
                 table=str(work / "eval-ngrams.npy"),
             )
-        finish = [_FinishTask(t, plan.stopwords, decontaminate) for t in tasks]
+        finish = [
+            _FinishTask(
+                i, str(cache.file("staged", i, "arrow")), str(work), plan.stopwords, decontaminate
+            )
+            for i in range(len(sources))
+        ]
         late: dict[str, StageStats] = {}
         writer: ShardWriter | None = None
         for out, shard_stats in executor.map_ordered(
@@ -794,12 +1174,20 @@ def build_entry(
     """The whole build; one executor (one process pool, one Ray session) serves every step."""
     config.validate()
     with _executor(config) as executor:
+        phase1: dict[str, Any] = {}
         clean_dir, clean_manifest, clean_skipped = build_clean(
-            entry, root, config, progress=progress, executor=executor
+            entry, root, config, progress=progress, executor=executor, report=phase1
         )
         tokens_dir, meta, tokens_skipped = build_tokens(
             entry, root, clean_dir, clean_manifest, config, progress=progress, executor=executor
         )
     return BuildResult(
-        entry.name, clean_dir, tokens_dir, clean_skipped, tokens_skipped, clean_manifest, meta
+        entry.name,
+        clean_dir,
+        tokens_dir,
+        clean_skipped,
+        tokens_skipped,
+        clean_manifest,
+        meta,
+        phase1 or None,
     )

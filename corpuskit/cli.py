@@ -290,6 +290,11 @@ def fetch(
     "--address",
     help="Ray cluster to join with --executor ray ('auto' or HOST:PORT) [a private local one].",
 )
+@click.option(
+    "--cache/--no-cache",
+    default=None,
+    help="Reuse and keep per-shard clean+filter output in DATA/cache; same output [on].",
+)
 @click.option("--fix-mojibake/--no-fix-mojibake", default=None, help="Repair mojibake [on].")
 @click.option("--html/--no-html", default=None, help="Extract text from HTML documents [off].")
 @click.option(
@@ -375,6 +380,14 @@ def build(
         click.echo(f"{name}: build up to date, nothing to do: {result.tokens_dir}")
     else:
         click.echo(f"{name}: built {result.tokens_dir}")
+    phase1 = getattr(result, "phase1", None)
+    if phase1:
+        partly = phase1.get("partly_reused", 0)
+        computed = phase1["shards"] - phase1["reused"] - partly
+        click.echo(
+            f"  phase 1      {phase1['shards']:>8,} shards: {phase1['reused']:,} reused, "
+            f"{partly:,} partly reused, {computed:,} computed (clean+filter cache)"
+        )
     stats = result.clean_manifest["stats"]
     for stage, st in stats.items():
         dropped = ", ".join(f"{k}={v}" for k, v in st["dropped"].items()) or "none dropped"
@@ -431,6 +444,7 @@ def _build_json(result: Any) -> dict[str, Any]:
         "skipped": result.skipped,
         "clean_skipped": result.clean_skipped,
         "tokens_skipped": result.tokens_skipped,
+        "phase1": getattr(result, "phase1", None),
         "clean_dir": str(result.clean_dir),
         "tokens_dir": str(result.tokens_dir),
         "clean_fingerprint": result.clean_manifest.get("fingerprint"),
