@@ -841,6 +841,7 @@ def _global_phase(
     counts: np.ndarray,
     out_dir: Path,
     work: Path,
+    executor: Executor | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Decide every duplicate and write the per-shard keep codes and the n-gram table.
 
@@ -874,6 +875,7 @@ def _global_phase(
                 [cache.group_file("sigs", i, r, "npy") for r, i in groups],
                 np.array([starts[r * shards + i] for r, i in groups] + [starts[-1]], np.int64),
                 exact["doc"].to_numpy(),
+                executor=executor,
             )
             extra[plan.near.name] = _cluster_stats(near)
             found.append(near.with_columns(kind=pl.lit("near")))
@@ -1079,7 +1081,7 @@ def _build_clean_locked(
                 progress, report,
             )
         )
-        extra = _global_phase(plan, cache, counts, tmp, work)
+        extra = _global_phase(plan, cache, counts, tmp, work, executor)
         checkpoint("build.global_phase")
         decontaminate = plan.decontaminate
         if decontaminate is not None:

@@ -99,3 +99,16 @@ def test_runner_writes_json(tmp_path, monkeypatch) -> None:
     assert all(isinstance(r, Result) for r in results)
     payload = json.loads(out.read_text())
     assert payload["machine"]["cores"] >= 1 and payload["results"]
+
+
+def test_near_dup_quality_benchmark_runs_on_tiny_input() -> None:
+    from benchmarks import near_dup_quality
+
+    docs = near_dup_quality.generate(60, seed=1)
+    kinds = {d.kind for d in docs}
+    assert set(near_dup_quality.KINDS) <= kinds and "overlap" in kinds
+    results = near_dup_quality.run(60, seed=1, configs=near_dup_quality.CONFIGS[:1])
+    scores = results[0]["scores"]
+    assert scores["reorder"]["recall"] > 0.5  # reordered sentences keep J high
+    assert scores["precision"] >= 0.9
+    assert "edit20" in near_dup_quality.markdown(results)

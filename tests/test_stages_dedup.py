@@ -8,11 +8,19 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corpuskit.errors import CorpuskitError
 from corpuskit.stages.base import StageStats, run_stage
 from corpuskit.stages.decontam import Decontaminate, contaminated_rows, eval_ngrams
-from corpuskit.stages.minhash import MinHashLSH, ShardSignatures, cluster, union_find_roots
+from corpuskit.stages.minhash import (
+    MinHashLSH,
+    ShardSignatures,
+    cluster,
+    min_hashes,
+    union_find_roots,
+)
 from corpuskit.stages.stopwords import Stopwords
 
 
@@ -148,3 +156,113 @@ def test_decontamination_drops_or_marks_train_documents(tmp_path: Path) -> None:
     assert contaminated_rows(
         pa.array(["W10 w11, w12 w13 w14 w15 w16 w17 w18 w19 w20 w21 w22"]), 13, np.unique(hashes)
     ).tolist() == [True]
+
+
+# --------------------------------------------------------------------------- MinHash internals
+
+
+def test_signatures_do_not_depend_on_batching_or_chunking(monkeypatch: pytest.MonkeyPatch) -> None:
+    import corpuskit.stages.minhash as minhash
+
+    lsh = MinHashLSH()
+    docs = random_docs(40, seed=5) + ["", "two words", "x"] + random_docs(5, seed=6, words=2000)
+    whole, has = lsh.signatures(docs)
+    assert has.tolist() == [bool(d.split()) for d in docs]
+    for size in (1, 7, 64):
+        parts = [lsh.signatures(docs[lo : lo + size])[0] for lo in range(0, len(docs), size)]
+        assert np.array_equal(np.concatenate(parts), whole)
+    monkeypatch.setattr(minhash, "_SCRATCH", 1)  # 256-shingle chunks: long documents are cut
+    assert np.array_equal(lsh.signatures(docs)[0], whole)
+    assert MinHashLSH().config()["minhash"].startswith(f"{minhash.MINHASH_VERSION}/pyarrow-")
+
+
+def test_minhash_collision_rate_estimates_jaccard() -> None:
+    """Each permutation's minima collide with probability J: the mean over many pairs is J."""
+    rng = np.random.default_rng(0)
+    lsh = MinHashLSH(num_perm=256)
+    perms = lsh.permutations()
+    estimates = []
+    for _ in range(40):
+        common = rng.integers(0, 2**63, 300, dtype=np.uint64)
+        a = np.concatenate([common, rng.integers(0, 2**63, 100, dtype=np.uint64)])
+        b = np.concatenate([common, rng.integers(0, 2**63, 100, dtype=np.uint64)])
+        doc = np.repeat([0, 1], 400)
+        sig = min_hashes(doc, np.concatenate([a, b]), 2, perms)
+        estimates.append(np.mean(sig[0] == sig[1]))
+    assert abs(np.mean(estimates) - 300 / 500) < 0.02
+    assert 0.01 < np.std(estimates) < 0.05  # close to the binomial sd, 0.031
+
+
+def test_partitioned_cluster_equals_unpartitioned(tmp_path: Path) -> None:
+    from corpuskit.executors.local import LocalExecutor
+
+    rng = random.Random(11)
+    originals = random_docs(120, seed=2)
+    copies = [
+        near_copy(d, rng, ("edit", "reorder", "boiler")[i % 3]) for i, d in enumerate(originals)
+    ]
+    copies += [near_copy(d, rng, "edit") for d in copies[:30]]  # chains: clusters of three
+    shards = [originals[:50], copies[:90], originals[50:], copies[90:]]
+    lsh = MinHashLSH(threshold=0.7)
+    whole = run_lsh(lsh, shards, tmp_path)
+    assert whole.height > 100
+    keys = [tmp_path / f"keys{i}.parquet" for i in range(len(shards))]
+    sigs = [tmp_path / f"sig{i}.npy" for i in range(len(shards))]
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in shards])])
+    excluded = np.array([3, 200], np.int64)
+    reference = cluster(lsh, keys, sigs, offsets, excluded)
+    assert not set(reference["doc"].to_list()) & {3, 200}
+    assert not set(reference["kept"].to_list()) & {3, 200}
+    for parts in (2, 3, 7, 64):
+        assert cluster(lsh, keys, sigs, offsets, excluded, partitions=parts).equals(reference)
+    for workers in (1, 2):
+        with LocalExecutor(workers) as executor:
+            got = cluster(lsh, keys, sigs, offsets, excluded, executor=executor)
+        assert got.equals(reference)
+
+
+def test_match_words_finds_the_words_of_batch_words() -> None:
+    from corpuskit.stages.minhash import match_words
+    from corpuskit.stages.words import MATCH_WORDS, batch_words
+
+    texts = [
+        "Hello, World! it's 3.5 x_y",
+        "",
+        None,
+        "café naïve — “quoted” résumé",
+        "हिन्दी 日本語 Ελληνικά кириллица",
+        "emoji😀word 𝔘nicode",
+        "   ",
+        "end",
+        "start",
+    ]
+    got = match_words(texts)
+    want = batch_words(texts, pattern=MATCH_WORDS, lowercase=True)
+    assert np.array_equal(got.doc, want.doc)
+    assert np.array_equal(got.counts, want.counts)
+    assert np.array_equal(got.hashes, want.hashes)
+    sliced = pa.array(texts * 3, pa.large_string()).slice(4, 12)
+    assert np.array_equal(match_words(sliced).hashes, batch_words(sliced).hashes)
+
+
+_ALPHABET = "ab Zé_9.,-'\n\tλжहि日😀\u00a0\u0301"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet=_ALPHABET, max_size=40), max_size=8))
+def test_match_words_property(texts: list[str]) -> None:
+    from corpuskit.stages.minhash import match_words
+    from corpuskit.stages.words import batch_words
+
+    got, want = match_words(texts), batch_words(texts)
+    assert np.array_equal(got.counts, want.counts)
+    assert np.array_equal(got.hashes, want.hashes)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(alphabet="abc d.", max_size=60), min_size=1, max_size=6), st.integers(1, 5))
+def test_signature_of_a_document_ignores_its_batch(texts: list[str], split: int) -> None:
+    lsh = MinHashLSH(num_perm=12, bands=4, rows=3, ngram=3)
+    whole = lsh.signatures(texts)[0]
+    parts = [lsh.signatures(texts[lo : lo + split])[0] for lo in range(0, len(texts), split)]
+    assert np.array_equal(np.concatenate(parts), whole)
