@@ -18,8 +18,8 @@
    bucket is a candidate duplicate of the bucket's first document. Candidates are optionally
    verified by the Jaccard similarity estimated from the full signatures. The driver joins
    the pairs of all partitions with a union-find whose root is always the smallest global row,
-   so the first occurrence in shard/row order is kept whatever the partitioning, the order of
-   the work or the executor.
+   so the first document in the caller's numbering is kept whatever the partitioning, the order
+   of the work or the executor (the build numbers test, then val, then train documents).
 3. **Filter, per batch**: the build drops every non-root member (``build.py``).
 
 With the defaults (128 permutations, 20 bands of 6 rows, threshold 0.8) a pair with Jaccard
