@@ -57,6 +57,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 # (name, MinHashLSH keyword arguments): the default first.
 CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("default: 5-gram, 128p 20x6, t=0.8", {}),
+    ("5-gram, verified at t itself (verify_sigmas 0)", {"verify_sigmas": 0.0}),
     ("3-gram, 128p 20x6, t=0.8", {"ngram": 3}),
     ("2-gram, 128p 20x6, t=0.8", {"ngram": 2}),
     ("5-gram, 128p 32x4, t=0.5", {"bands": 32, "rows": 4, "threshold": 0.5}),

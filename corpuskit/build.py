@@ -165,6 +165,7 @@ class BuildConfig:
     minhash_rows: int = 6
     minhash_threshold: float = 0.8
     minhash_verify: bool = True
+    minhash_verify_sigmas: float = 2.0
     # stopwords
     stopwords: str = "off"
     stopwords_language: str | None = None
@@ -214,6 +215,7 @@ class BuildConfig:
             rows=self.minhash_rows,
             threshold=self.minhash_threshold,
             verify=self.minhash_verify,
+            verify_sigmas=self.minhash_verify_sigmas,
             seed=self.seed,
         )
 
@@ -641,7 +643,8 @@ def _derived_folders(folder: Path, plan: Plan) -> tuple[Path | None, Path | None
     near = evalng = None
     if plan.near is not None:
         settings = plan.near.config()
-        for name in ("threshold", "verify", "name"):  # used by the grouping, not the signatures
+        # Used by the grouping, not the signatures.
+        for name in ("threshold", "verify", "verify_sigmas", "name"):
             settings.pop(name, None)
         near = folder / f"near-{fingerprint(settings)}"
     if plan.decontaminate is not None:

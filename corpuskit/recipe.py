@@ -49,6 +49,7 @@ SECTION_ALIASES: dict[str, dict[str, str]] = {
         "rows": "minhash_rows",
         "threshold": "minhash_threshold",
         "verify": "minhash_verify",
+        "verify_sigmas": "minhash_verify_sigmas",
     },
     "stopwords": {
         "mode": "stopwords",

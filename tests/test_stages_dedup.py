@@ -266,3 +266,14 @@ def test_signature_of_a_document_ignores_its_batch(texts: list[str], split: int)
     whole = lsh.signatures(texts)[0]
     parts = [lsh.signatures(texts[lo : lo + split])[0] for lo in range(0, len(texts), split)]
     assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_verification_cuts_standard_errors_below_the_threshold() -> None:
+    """A pair at the threshold must not be a coin flip: the cut sits 2 standard errors lower."""
+    lsh = MinHashLSH()
+    assert lsh.verify_cutoff() == pytest.approx(0.8 - 2 * (0.8 * 0.2 / 128) ** 0.5)
+    assert MinHashLSH(verify_sigmas=0.0).verify_cutoff() == 0.8
+    # More permutations give a tighter estimate, so the cut moves towards the threshold.
+    assert MinHashLSH(num_perm=512).verify_cutoff() > lsh.verify_cutoff()
+    with pytest.raises(CorpuskitError, match="verify_sigmas"):
+        MinHashLSH(verify_sigmas=-1).validate()

@@ -24,10 +24,11 @@
 
 With the defaults (128 permutations, 20 bands of 6 rows, threshold 0.8) a pair with Jaccard
 0.8 becomes a candidate with probability ``1 - (1 - 0.8**6)**20 = 0.998``, one with 0.7 with
-0.92, one with 0.5 with 0.27 and one with 0.3 with 0.014; verification at 0.8 then removes the
+0.92, one with 0.5 with 0.27 and one with 0.3 with 0.014; verification then removes the
 false candidates. The estimate from 128 values has a standard deviation of about 0.035 near
-0.8, so a pair just above the threshold is also rejected about half the time
-(``benchmarks/near_dup_quality.py`` measures both).
+0.8, so verifying at 0.8 itself would also reject about half of the pairs just above it;
+verification therefore cuts ``verify_sigmas`` (2) standard errors below the threshold, at 0.73
+(``benchmarks/near_dup_quality.py`` measures recall and precision on planted copies).
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ class MinHashLSH:
     rows: int = 6
     threshold: float = 0.8
     verify: bool = True
+    # Verification rejects a candidate only when its estimated similarity is this many standard
+    # errors of a ``num_perm`` estimate below the threshold: a pair at the threshold is kept
+    # with probability 0.977 (at 2.0) instead of one half. 0 verifies at the threshold itself.
+    verify_sigmas: float = 2.0
     seed: int = 0
     name: str = "near_dedup"
 
@@ -134,6 +139,18 @@ class MinHashLSH:
             )
         if not 0 < self.threshold <= 1:
             raise CorpuskitError("minhash threshold must be in (0, 1]")
+        if self.verify_sigmas < 0:
+            raise CorpuskitError("minhash verify_sigmas must be 0 or more")
+
+    def verify_cutoff(self) -> float:
+        """The estimated similarity below which a candidate pair is rejected.
+
+        Each of the ``num_perm`` values matches with probability J, so the estimate of a pair
+        at the threshold ``t`` has standard error ``sqrt(t (1 - t) / num_perm)`` (0.035 for
+        0.8 and 128); cutting at ``t`` itself would drop half of the pairs that sit at it.
+        """
+        t = self.threshold
+        return t - self.verify_sigmas * float(np.sqrt(t * (1 - t) / self.num_perm))
 
     def permutations(self) -> tuple[np.ndarray, np.ndarray]:
         """``(a, b)``, uint32 each: ``a`` odd (so ``a * y + b mod 2**32`` is a bijection)."""
@@ -439,7 +456,7 @@ def candidate_edges(task: ClusterPartition) -> pl.DataFrame:
             similarity[lo:hi] = np.mean(
                 _gather(paths, offsets, u[lo:hi]) == _gather(paths, offsets, v[lo:hi]), axis=1
             )
-        passed = similarity >= lsh.threshold
+        passed = similarity >= lsh.verify_cutoff()
         u, v, similarity = u[passed], v[passed], similarity[passed]
     return pl.DataFrame({"first": u, "doc": v, "similarity": similarity}, schema=_EDGES)
 
