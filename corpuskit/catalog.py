@@ -179,8 +179,13 @@ Source = Annotated[
 
 
 class ReaderOptions(_Strict):
-    """How a reader finds the text in structured files (csv, jsonl, parquet)."""
+    """How a reader finds the text in structured files (csv, jsonl, parquet), and what one
+    document is in plain text files (``unit``)."""
 
+    # text reader: one document per file, per blank-line-separated paragraph, or per line. A
+    # single large file (a novel, tinyshakespeare) is one document otherwise: it could not be
+    # given a validation split, nor be cut into shards that parallelise.
+    unit: Literal["file", "paragraph", "line"] = "file"
     text_fields: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
     title_field: str | None = None
     metadata_fields: list[str] = Field(default_factory=list)
