@@ -76,13 +76,23 @@ def fetch(
     catalog: CatalogPaths = (),
     mirror: str | None = None,
     splits: Sequence[str] | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
 ) -> FetchResult:
     """Fetch a corpus into ``<data>/raw/<name>/`` (does nothing when already up to date).
 
     ``mirror`` (else ``CORPUSKIT_MIRROR``) is a base URL tried first for every file;
-    ``splits`` fetches only those splits.
+    ``splits`` fetches only those splits. Sources made of many files are read in groups of
+    files as ``executor`` tasks: ``"local"`` with ``workers`` processes (default 1: this
+    process; 0: every core) or ``"ray"`` (``address``: a running cluster; ``workers``: a cap,
+    default every CPU); the shards are byte-identical either way (docs/scale-out.md).
     """
     entry = load_catalog(catalog).get(name)
+    if address and executor != "ray":
+        raise CorpuskitError("--address is for --executor ray")
+    if workers is None:
+        workers = 1 if executor == "local" else 0
     return fetch_entry(
         entry,
         data_root(data_dir),
@@ -90,6 +100,9 @@ def fetch(
         progress=progress,
         mirror=mirror,
         splits=list(splits) if splits else None,
+        executor=executor,
+        workers=workers,
+        address=address,
     )
 
 
@@ -335,6 +348,29 @@ def export(
         raise CorpuskitError(f"unknown export format {to!r}; supported: hf")
     root = data_root(data_dir)
     return export_hf(resolve_build(build, root), root, Path(out), overwrite=overwrite)
+
+
+def sync(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    corpora: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    dry_run: bool = False,
+) -> Any:
+    """Copy complete artifacts (raw, clean, tokens; manifest last) between two data roots, each
+    a local path or an fsspec URL (``s3://``, ``gs://``, ``memory://``...). Returns a
+    ``sync.SyncResult``; see ``corpuskit/sync.py``."""
+    from corpuskit.sync import KINDS
+    from corpuskit.sync import sync as run_sync
+
+    return run_sync(
+        src,
+        dst,
+        corpora=list(corpora) if corpora else None,
+        kinds=tuple(kinds) if kinds else KINDS,
+        dry_run=dry_run,
+    )
 
 
 def report(

@@ -209,6 +209,17 @@ def info(c: Context, name: str, as_json: bool) -> None:
     help="Base URL tried first for every file (also $CORPUSKIT_MIRROR).",
 )
 @click.option("--split", "splits", multiple=True, help="Fetch only this split (repeatable).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where files are read and converted (many-file sources): processes or Ray tasks.",
+)
+@click.option(
+    "--workers", type=int, help="Reading tasks at once [local: 1, this process; ray: all CPUs]."
+)
+@click.option("--address", help="Ray cluster to join with --executor ray ('auto' or HOST:PORT).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
 def fetch(
@@ -217,9 +228,16 @@ def fetch(
     force: bool,
     mirror: str | None,
     splits: tuple[str, ...],
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
     as_json: bool = False,
 ) -> None:
-    """Fetch corpus NAME into Arrow shards under <data>/raw/NAME/."""
+    """Fetch corpus NAME into Arrow shards under <data>/raw/NAME/.
+
+    Sources made of many files (folders, GitHub and Kaggle archives) are read in groups of
+    files by --workers processes or Ray tasks; the shards are the same either way.
+    """
     started = time.perf_counter()
     result = api.fetch(
         name,
@@ -229,6 +247,9 @@ def fetch(
         catalog=c.catalog,
         mirror=mirror,
         splits=splits or None,
+        executor=executor,
+        workers=workers,
+        address=address,
     )
     logging.getLogger("corpuskit.cli").info("fetch %s: %.2fs", name, time.perf_counter() - started)
     if as_json:
@@ -715,6 +736,43 @@ def export(c: Context, build: str, to: str, out: str, overwrite: bool) -> None:
     """Export BUILD's documents and token ids as Hugging Face datasets into OUT."""
     path = api.export(build, out, to=to, data_dir=c.data_dir, overwrite=overwrite)
     click.echo(f"exported to {path}: documents/ and tokens/ (datasets.load_from_disk)")
+
+
+@cli.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option("--corpus", "corpora", multiple=True, help="Only this corpus (repeatable).")
+@click.option(
+    "--only",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["raw", "clean", "tokens"]),
+    help="Only this kind of artifact (repeatable) [all three].",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be copied; copy nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def sync(
+    src: str,
+    dst: str,
+    corpora: tuple[str, ...],
+    kinds: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Copy complete artifacts from data root SRC to DST (local paths or fsspec URLs such as
+    s3://bucket/prefix), each manifest last, so a reader never sees a half-copied artifact.
+    Up-to-date artifacts are skipped. Example: corpuskit sync data s3://bucket/corpuskit"""
+    result = api.sync(src, dst, corpora=corpora, kinds=kinds, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(result.__dict__, indent=2))
+        return
+    verb = "would copy" if dry_run else "copied"
+    for rel in result.copied:
+        click.echo(f"  {verb} {rel}")
+    click.echo(
+        f"{result.src} -> {result.dst}: {verb} {len(result.copied)} artifact(s), "
+        f"{human_bytes(result.bytes)}; {len(result.up_to_date)} up to date"
+    )
 
 
 @cli.command()

@@ -6,6 +6,10 @@ A remote source module has two steps. ``prepare(entry, ctx)`` makes sure the nee
 says which local files to read and what was resolved (URLs, revisions, checksums);
 ``iter_documents(entry, prepared)`` then reads those files. Only ``prepare`` touches the network,
 so a fetch can be retried or resumed without reading anything twice.
+
+Sources made of many files also offer ``read_units(entry, prepared)`` (the files, with sizes, in
+document order) and ``read_part(entry, units)`` (the documents of some consecutive units), so
+that ``fetch`` can read groups of files as executor tasks (``corpuskit/fetch.py``).
 """
 
 from __future__ import annotations
@@ -209,6 +213,58 @@ def metadata_columns(entry: CorpusEntry) -> list[str]:
     return ["file", *[c for c in own if c != "file"]]
 
 
+# Readers whose documents never cross a file boundary: their files can be read in any grouping
+# (WikiText's articles may continue in the next file of a split, so it is read split by split).
+PER_FILE_READERS = frozenset({"text", "code", "jsonl", "csv", "parquet"})
+
+
+@dataclass(frozen=True)
+class FileUnit:
+    """One prepared file as a unit of parallel reading (picklable, absolute path)."""
+
+    path: str
+    name: str
+    split: str
+    extra_columns: tuple[tuple[str, str], ...] = ()
+
+
+def file_units(entry: CorpusEntry, prepared: Prepared) -> list[tuple[FileUnit, int]] | None:
+    """The prepared files with their sizes, in the order ``documents_from_files`` reads them;
+    None when the reader may continue a document across files (then one process reads)."""
+    if entry.reader not in PER_FILE_READERS:
+        return None
+    extra = tuple(sorted(prepared.extra_columns.items()))
+    units = []
+    for f in sort_files(prepared.files):
+        path = Path(f.path).resolve()  # tasks may run elsewhere, in another working directory
+        units.append((FileUnit(str(path), f.name, f.split, extra), path.stat().st_size))
+    return units
+
+
+def documents_of_units(entry: CorpusEntry, units: list[FileUnit]) -> Iterator[dict[str, Any]]:
+    """The documents of some consecutive units: exactly their part of ``documents_from_files``."""
+    from corpuskit.readers import reader_for
+
+    reader = reader_for(entry.reader)
+    for unit in units:
+        extra = dict(unit.extra_columns)
+        for doc in reader.read([(Path(unit.path), unit.name)], entry.reader_options):
+            yield _document(entry, unit.split, extra, doc)
+
+
+def _document(
+    entry: CorpusEntry, split: str, extra: dict[str, str], doc: dict[str, Any]
+) -> dict[str, Any]:
+    key = doc.pop("key")
+    return {
+        "id": f"{entry.name}/{split}/{key}",
+        "split": split,
+        "source": f"{entry.source.type}:{doc.get('file', '')}",
+        **extra,
+        **doc,
+    }
+
+
 def documents_from_files(entry: CorpusEntry, prepared: Prepared) -> Iterator[dict[str, Any]]:
     """Read the prepared files split by split (train, validation, test, then others).
 
@@ -224,11 +280,4 @@ def documents_from_files(entry: CorpusEntry, prepared: Prepared) -> Iterator[dic
     for split, files in by_split.items():
         pairs = [(f.path, f.name) for f in files]
         for doc in reader.read(pairs, entry.reader_options):
-            key = doc.pop("key")
-            yield {
-                "id": f"{entry.name}/{split}/{key}",
-                "split": split,
-                "source": f"{entry.source.type}:{doc.get('file', '')}",
-                **prepared.extra_columns,
-                **doc,
-            }
+            yield _document(entry, split, prepared.extra_columns, doc)

@@ -24,10 +24,13 @@ from corpuskit.readers.archive import unpack
 from corpuskit.readers.code import language_of
 from corpuskit.sources.common import (
     FetchContext,
+    FileUnit,
     LocalFile,
     Prepared,
     check_user_url,
     documents_from_files,
+    documents_of_units,
+    file_units,
     match_any,
     redact_url,
 )
@@ -134,10 +137,25 @@ def _verify_against_lock(
         )
 
 
+def _finish(entry: CorpusEntry, doc: dict[str, Any]) -> dict[str, Any]:
+    path = doc.get("path") or doc["file"]
+    doc["path"] = path
+    doc.setdefault("language", language_of(path))
+    doc["id"] = f"{entry.name}/{path}" if entry.reader in ("code", "text") else doc["id"]
+    return doc
+
+
 def iter_documents(entry: CorpusEntry, prepared: Prepared) -> Iterator[dict[str, Any]]:
     for doc in documents_from_files(entry, prepared):
-        path = doc.get("path") or doc["file"]
-        doc["path"] = path
-        doc.setdefault("language", language_of(path))
-        doc["id"] = f"{entry.name}/{path}" if entry.reader in ("code", "text") else doc["id"]
-        yield doc
+        yield _finish(entry, doc)
+
+
+def read_units(entry: CorpusEntry, prepared: Prepared) -> list[tuple[FileUnit, int]] | None:
+    """The extracted files, for reading in groups as executor tasks (``fetch --executor``)."""
+    return file_units(entry, prepared)
+
+
+def read_part(entry: CorpusEntry, units: list[FileUnit]) -> Iterator[dict[str, Any]]:
+    """The documents of some consecutive units, exactly as ``iter_documents`` yields them."""
+    for doc in documents_of_units(entry, units):
+        yield _finish(entry, doc)

@@ -33,6 +33,8 @@ from corpuskit.sources.common import (
     Prepared,
     check_user_url,
     documents_from_files,
+    documents_of_units,
+    file_units,
     infer_split,
     locked_sha256,
     match_any,
@@ -186,3 +188,8 @@ def prepare(entry: CorpusEntry, ctx: FetchContext) -> Prepared:
 
 def iter_documents(entry: CorpusEntry, prepared: Prepared) -> Iterator[dict[str, Any]]:
     return documents_from_files(entry, prepared)
+
+
+# Many-file archives are read in groups of files as executor tasks (``fetch --executor``).
+read_units = file_units
+read_part = documents_of_units

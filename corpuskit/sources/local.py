@@ -14,6 +14,7 @@ import re
 import sys
 import sysconfig
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,46 +103,99 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class LocalUnit:
+    """One file (or the help topics) as a unit of parallel reading: picklable, absolute root.
+
+    ``kind``: ``module`` (a python-stdlib file), ``docstrings`` (a python-docs module),
+    ``topics`` (python-docs' help topics) or ``file`` (a user folder's file).
+    """
+
+    kind: str
+    root: str
+    rel: str = ""
+
+
+def read_units(entry: CorpusEntry, prepared: Any = None) -> list[tuple[LocalUnit, int]]:
+    """Every unit with its size in bytes, in document order (``fetch --executor`` reads groups
+    of consecutive units as tasks; every node must see the same files at the same path)."""
+    source = entry.source
+    assert isinstance(source, LocalSource)
+    if source.kind == "files":
+        root, files = _user_files(source)
+        kind = "file"
+    else:
+        root, files = stdlib_dir(), _stdlib_files()
+        kind = "module" if source.kind == "python-stdlib" else "docstrings"
+    absolute = str(root.resolve())  # tasks may run in another working directory
+    units = [
+        (LocalUnit(kind, absolute, p.relative_to(root).as_posix()), p.stat().st_size)
+        for p in files
+    ]
+    if source.kind == "python-docs":
+        from pydoc_data import topics
+
+        size = sum(len(t) for t in topics.topics.values())
+        units.insert(0, (LocalUnit("topics", str(root)), size))
+    return units
+
+
+def read_part(entry: CorpusEntry, units: list[LocalUnit]) -> Iterator[dict[str, Any]]:
+    """The documents of some consecutive units, exactly as ``iter_documents`` yields them."""
+    for unit in units:
+        yield from _unit_documents(entry, unit)
+
+
 def iter_documents(entry: CorpusEntry) -> Iterator[dict[str, Any]]:
     """Documents in a stable order; a file that is skipped (undecodable, generated) comes with a
     ``None`` text and, where known, a ``skip`` reason."""
-    source = entry.source
-    assert isinstance(source, LocalSource)
-    if source.kind == "python-stdlib":
-        root = stdlib_dir()
-        for path in _stdlib_files():
-            rel = path.relative_to(root)
-            module = _module_name(rel)
-            text = _read_text(path)
-            skip = None
-            if text is not None and _GENERATED.search(text[:2048]):
-                text, skip = None, "generated"
-            yield {
-                "id": f"{entry.name}/{module}",
-                "text": text,
-                "skip": skip,
-                "split": "train",
-                "source": f"python-stdlib:{rel.as_posix()}",
-                "path": rel.as_posix(),
-                "module": module,
-                "language": "python",
-            }
-    elif source.kind == "python-docs":
-        yield from _python_docs(entry)
-    else:
-        root, files = _user_files(source)
-        for path in files:
-            rel = path.relative_to(root).as_posix()
-            yield {
-                "id": f"{entry.name}/{rel}",
-                "text": _read_text(path),
-                "split": "train",
-                "source": f"file:{rel}",
-                "path": rel,
-            }
+    return read_part(entry, [unit for unit, _ in read_units(entry)])
 
 
-def _python_docs(entry: CorpusEntry) -> Iterator[dict[str, Any]]:
+def _unit_documents(entry: CorpusEntry, unit: LocalUnit) -> Iterator[dict[str, Any]]:
+    if unit.kind == "topics":
+        yield from _topics(entry)
+        return
+    path = Path(unit.root) / unit.rel
+    if unit.kind == "file":
+        yield {
+            "id": f"{entry.name}/{unit.rel}",
+            "text": _read_text(path),
+            "split": "train",
+            "source": f"file:{unit.rel}",
+            "path": unit.rel,
+        }
+        return
+    module = _module_name(Path(unit.rel))
+    code = _read_text(path)
+    if unit.kind == "module":
+        skip = None
+        if code is not None and _GENERATED.search(code[:2048]):
+            code, skip = None, "generated"
+        yield {
+            "id": f"{entry.name}/{module}",
+            "text": code,
+            "skip": skip,
+            "split": "train",
+            "source": f"python-stdlib:{unit.rel}",
+            "path": unit.rel,
+            "module": module,
+            "language": "python",
+        }
+        return
+    text = _docstrings(module, code) if code else None
+    if text:
+        yield {
+            "id": f"{entry.name}/module/{module}",
+            "text": text,
+            "split": "train",
+            "source": f"python-stdlib:{unit.rel}",
+            "title": module,
+            "kind": "docstrings",
+        }
+
+
+def _topics(entry: CorpusEntry) -> Iterator[dict[str, Any]]:
     from pydoc_data import topics
 
     for key in sorted(topics.topics):
@@ -153,21 +207,6 @@ def _python_docs(entry: CorpusEntry) -> Iterator[dict[str, Any]]:
             "title": key,
             "kind": "topic",
         }
-    root = stdlib_dir()
-    for path in _stdlib_files():
-        rel = path.relative_to(root)
-        module = _module_name(rel)
-        code = _read_text(path)
-        text = _docstrings(module, code) if code else None
-        if text:
-            yield {
-                "id": f"{entry.name}/module/{module}",
-                "text": text,
-                "split": "train",
-                "source": f"python-stdlib:{rel.as_posix()}",
-                "title": module,
-                "kind": "docstrings",
-            }
 
 
 def _docstrings(module: str, code: str) -> str | None:
