@@ -66,3 +66,47 @@ def test_no_text_is_lost_between_units(tmp_path_factory, lines: list[str]) -> No
     assert [x for p in by_para for x in p.split("\n")] == kept
     keys = [d["key"] for d in _read(path, "paragraph")]
     assert len(set(keys)) == len(keys)
+
+
+def _local_catalog(tmp_path: Path, folder: Path, glob: str, reader: str) -> Path:
+    catalog = tmp_path / "cat.yaml"
+    catalog.write_text(
+        "corpora:\n  - name: mine\n    title: t\n    description: d\n    license: CC0-1.0\n"
+        "    languages: [ja]\n    domains: [literature]\n"
+        f"    source: {{type: local, kind: files, path: '{folder}', globs: ['{glob}']}}\n"
+        f"{reader}",
+        encoding="utf-8",
+    )
+    return catalog
+
+
+def test_local_folder_uses_the_entrys_reader_and_units(tmp_path: Path) -> None:
+    """A novel of 2,344 lines in one file (Aozora Bunko) becomes one document per line, so a
+    validation share can be held out; a local folder of JSON Lines is read as JSON Lines."""
+    import pyarrow as pa
+
+    from corpuskit import api
+    from tests.conftest import needs_shared
+
+    folder = needs_shared("aozora-ja")
+    catalog = _local_catalog(
+        tmp_path, folder, "*.txt", "    reader: text\n    reader_options: {unit: line}\n"
+    )
+    result = api.fetch("mine", data_dir=tmp_path / "data", catalog=[catalog], progress=False)
+    raw = tmp_path / "data" / "raw" / "mine"
+    table = pa.concat_tables(
+        pa.ipc.open_file(p).read_all() for p in sorted(raw.rglob("part-*.arrow"))
+    )
+    lines = [
+        x for x in (folder / "wagahaiwa_nekodearu.txt").read_text("utf-8").split("\n") if x.strip()
+    ]
+    assert table["text"].to_pylist() == lines
+    assert result.manifest["splits"]["train"]["documents"] == len(lines) == 2344
+
+    jsonl = tmp_path / "jsonl"
+    jsonl.mkdir()
+    (jsonl / "a.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n', encoding="utf-8")
+    catalog = _local_catalog(tmp_path, jsonl, "*.jsonl", "    reader: jsonl\n")
+    api.fetch("mine", data_dir=tmp_path / "d2", catalog=[catalog], progress=False)
+    shard = next((tmp_path / "d2" / "raw" / "mine").rglob("part-*.arrow"))
+    assert pa.ipc.open_file(shard).read_all()["text"].to_pylist() == ["one", "two"]

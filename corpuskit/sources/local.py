@@ -3,7 +3,8 @@
 ``python-stdlib`` is the running interpreter's standard-library source (one document per module
 file). ``python-docs`` is the English prose of the interpreter's own documentation: the
 ``pydoc_data`` help topics plus the docstrings of every standard-library module, read with ``ast``
-(no module is imported, so nothing is executed). ``files`` reads a user's folder of text files.
+(no module is imported, so nothing is executed). ``files`` reads a user's folder through the
+entry's reader (plain text by default).
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def metadata_columns(entry: CorpusEntry) -> list[str]:
     source = entry.source
     assert isinstance(source, LocalSource)
     if source.kind == "files":
-        return ["path"]
+        from corpuskit.readers import reader_for
+
+        columns = reader_for(entry.reader).metadata_columns(entry.reader_options)
+        return ["path", *(c for c in columns if c != "file")]
     if source.kind == "python-docs":
         return ["title", "kind"]
     return ["path", "module", "language"]
@@ -158,13 +162,7 @@ def _unit_documents(entry: CorpusEntry, unit: LocalUnit) -> Iterator[dict[str, A
         return
     path = Path(unit.root) / unit.rel
     if unit.kind == "file":
-        yield {
-            "id": f"{entry.name}/{unit.rel}",
-            "text": _read_text(path),
-            "split": "train",
-            "source": f"file:{unit.rel}",
-            "path": unit.rel,
-        }
+        yield from _file_documents(entry, path, unit.rel)
         return
     module = _module_name(Path(unit.rel))
     code = _read_text(path)
@@ -192,6 +190,24 @@ def _unit_documents(entry: CorpusEntry, unit: LocalUnit) -> Iterator[dict[str, A
             "source": f"python-stdlib:{unit.rel}",
             "title": module,
             "kind": "docstrings",
+        }
+
+
+def _file_documents(entry: CorpusEntry, path: Path, rel: str) -> Iterator[dict[str, Any]]:
+    """A user's file through the entry's reader (text by default; jsonl, csv, parquet, code
+    and the text reader's paragraph/line units work on local folders as on downloads)."""
+    from corpuskit.readers import reader_for
+
+    reader = reader_for(entry.reader)
+    for doc in reader.read([(path, rel)], entry.reader_options):
+        key = doc.pop("key")
+        doc.pop("file", None)
+        yield {
+            "id": f"{entry.name}/{key}",
+            "split": "train",
+            "source": f"file:{rel}",
+            "path": rel,
+            **doc,
         }
 
 
