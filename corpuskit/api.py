@@ -19,7 +19,9 @@ from corpuskit.encode import latest_build
 from corpuskit.errors import CorpuskitError
 from corpuskit.fetch import FetchResult, download_state, fetch_entry
 from corpuskit.paths import clean_root, data_root, raw_dir, runs_root, tokens_root
+from corpuskit.remote import mirrored, remote_url
 from corpuskit.shards import existing_manifest
+from corpuskit.sync import KINDS
 
 CatalogPaths = Sequence[str | os.PathLike[str]]
 
@@ -93,6 +95,14 @@ def fetch(
         raise CorpuskitError("--address is for --executor ray")
     if workers is None:
         workers = 1 if executor == "local" else 0
+    url = remote_url(data_dir)
+    if url is not None:  # object storage: work in a local mirror, push the result
+        with mirrored(url, name, pull=("raw",), push=("raw",)) as local:
+            return fetch(
+                name, data_dir=local, force=force, progress=progress, catalog=catalog,
+                mirror=mirror, splits=splits, executor=executor, workers=workers,
+                address=address,
+            )
     return fetch_entry(
         entry,
         data_root(data_dir),
@@ -122,8 +132,16 @@ def build(
     ``config`` fields are ``BuildConfig``'s. Precedence, lowest first: the entry's own
     ``recipe``, the ``recipe`` file, ``settings`` (the CLI's ``--set``), explicit arguments.
     ``executor="ray"`` (and ``address=``) runs the per-shard work as Ray tasks, same output.
-    ``data_dir`` may be a ``file://`` URL; object-store URLs are refused (docs/scale-out.md).
+    ``data_dir`` may be a local path, a ``file://`` URL or an object-store URL (``s3://``...):
+    then the build runs in a local mirror of it and pushes its artifacts back (``remote.py``).
     """
+    url = remote_url(data_dir)
+    if url is not None:
+        with mirrored(url, name, pull=KINDS, push=KINDS) as local:
+            return build(
+                name, data_dir=local, progress=progress, catalog=catalog,
+                fetch_missing=fetch_missing, recipe=recipe, settings=settings, **config,
+            )
     entry = load_catalog(catalog).get(name)
     root = build_root(data_dir)
     build_config = build_settings(entry, recipe, settings, config)
