@@ -829,6 +829,79 @@ def _exact_duplicates(keys: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class _KeyPartition:
+    """One hash partition of a global grouping: an executor task, picklable, pure.
+
+    ``files`` are per-shard Parquet files; ``starts[i][r]`` is the global number of shard
+    ``i``'s first row of split rank ``r`` (exact keys) or ``starts[i][0]`` its row offset
+    (eval n-grams). Every key (or n-gram hash) falls in exactly one partition, so the union of
+    the partitions' answers is the unpartitioned answer, whatever their number.
+    """
+
+    files: tuple[str, ...]
+    starts: tuple[tuple[int, ...], ...]
+    partition: int
+    partitions: int
+
+
+def _exact_partition(task: _KeyPartition) -> pl.DataFrame:
+    """The exact duplicates among the documents whose key falls in this partition."""
+    keys = pl.concat(
+        [
+            pl.scan_parquet(f)
+            .select("hi", "lo", "grow", "rank")
+            .filter(pl.col("lo") % task.partitions == task.partition)
+            .with_columns(
+                doc=pl.col("grow")
+                + pl.col("rank").replace_strict(
+                    list(range(RANKS)), list(start), return_dtype=pl.Int64
+                )
+            )
+            for f, start in zip(task.files, task.starts, strict=True)
+        ]
+    )
+    return _exact_duplicates(keys)
+
+
+def _ngram_partition(task: _KeyPartition, dropped: np.ndarray) -> np.ndarray:
+    """Sorted distinct eval n-gram hashes of this partition, from documents not dropped."""
+    table = (
+        pl.concat(
+            [
+                pl.scan_parquet(f)
+                .filter(pl.col("hash") % task.partitions == task.partition)
+                .with_columns(doc=pl.col("row") + int(start[0]))
+                for f, start in zip(task.files, task.starts, strict=True)
+            ]
+        )
+        .join(pl.DataFrame({"doc": dropped}).lazy(), on="doc", how="anti")
+        .select(pl.col("hash").unique().sort())
+        .collect()["hash"]
+        .to_numpy()
+    )
+    return table.astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class _NgramTask:
+    part: _KeyPartition
+    dropped: str  # a .npy of the global rows already dropped as duplicates
+
+
+def _ngram_task(task: _NgramTask) -> np.ndarray:
+    return _ngram_partition(task.part, np.load(task.dropped))
+
+
+def _partitioned(
+    executor: Executor | None, fn: Any, tasks: list[Any], desc: str
+) -> list[Any]:
+    """Run the partition tasks on the build's executor (in order), or here without one."""
+    if executor is None or len(tasks) == 1:
+        return [fn(t) for t in tasks]
+    return list(executor.map_ordered(fn, tasks, desc=desc, unit="partition", progress=False))
+
+
 def _cluster_stats(duplicates: pl.DataFrame) -> dict[str, Any]:
     if duplicates.height == 0:
         return {"clusters": 0, "largest_clusters": []}
@@ -863,7 +936,22 @@ def _global_phase(
         keys = _scan_keys(cache, starts, shards)
         exact = pl.DataFrame(schema={"doc": pl.Int64, "kept": pl.Int64, "similarity": pl.Float64})
         if plan.exact:
-            exact = _exact_duplicates(keys)
+            # A distributed group-by: keys hash-partitioned, one executor task per partition.
+            parts = executor.slots() if executor is not None else 1
+            key_files = tuple(
+                str(cache.file("keys", i, "parquet").absolute()) for i in range(shards)
+            )
+            key_starts = tuple(
+                tuple(int(starts[r * shards + i]) for r in range(RANKS)) for i in range(shards)
+            )
+            exact = pl.concat(
+                _partitioned(
+                    executor,
+                    _exact_partition,
+                    [_KeyPartition(key_files, key_starts, p, parts) for p in range(parts)],
+                    "exact-dup keys",
+                )
+            ).sort("doc")
             extra["exact_dedup"] = _cluster_stats(exact)
             found.append(exact.with_columns(kind=pl.lit("exact")))
         if plan.near is not None:
@@ -901,23 +989,27 @@ def _global_phase(
     for i, code in enumerate(codes):
         np.save(work / f"keep-{i:05d}.npy", code)
     if plan.decontaminate is not None:
-        dropped = pl.DataFrame(
-            {"doc": np.concatenate([np.flatnonzero(c) + offsets[i] for i, c in enumerate(codes)])}
-        ).lazy()
-        table = (
-            pl.concat(
-                [
-                    pl.scan_parquet(cache.file("evalng", i, "parquet")).with_columns(
-                        doc=pl.col("row") + int(offsets[i])
-                    )
-                    for i in range(shards)
-                ]
-            )
-            .join(dropped.cast({"doc": pl.Int64}), on="doc", how="anti")
-            .select(pl.col("hash").unique().sort())
-            .collect()["hash"]
-            .to_numpy()
+        dropped = np.concatenate(
+            [np.flatnonzero(c) + offsets[i] for i, c in enumerate(codes)]
+        ).astype(np.int64)
+        dropped_file = (work / "dropped-rows.npy").absolute()
+        np.save(dropped_file, dropped)
+        parts = executor.slots() if executor is not None else 1
+        ng_files = tuple(
+            str(cache.file("evalng", i, "parquet").absolute()) for i in range(shards)
         )
+        ng_starts = tuple((int(offsets[i]),) for i in range(shards))
+        pieces = _partitioned(
+            executor,
+            _ngram_task,
+            [
+                _NgramTask(_KeyPartition(ng_files, ng_starts, p, parts), str(dropped_file))
+                for p in range(parts)
+            ],
+            "eval n-grams",
+        )
+        # The partitions are disjoint: sorting their union gives the one sorted table.
+        table = np.sort(np.concatenate(pieces)) if pieces else np.zeros(0, np.uint64)
         np.save(work / "eval-ngrams.npy", table.astype(np.uint64))
         extra[plan.decontaminate.name] = {"eval_ngrams": int(len(table))}
     return extra
