@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,25 +68,32 @@ def truth(docs: list[corpora.Doc]) -> tuple[set[int], dict[str, float]]:
     return positives, jaccards
 
 
-def corpuskit_dedup(texts: list[str], geometry: tuple[int, int, int], work: Path) -> set[int]:
+def near_duplicates(lsh: Any, texts: list[str], work: Path) -> Any:
+    """The build's code path on one shard: signatures per batch of 1,024, written to ``work``,
+    then the global ``cluster`` phase; returns its ``(doc, kept, similarity)`` frame."""
     import pyarrow as pa
 
-    from corpuskit.stages.minhash import MinHashLSH, ShardSignatures, cluster
+    from corpuskit.stages.minhash import ShardSignatures, cluster
 
-    perm, bands, rows = geometry
-    lsh = MinHashLSH(ngram=NGRAM, num_perm=perm, bands=bands, rows=rows, threshold=THRESHOLD)
     shard = ShardSignatures.new(lsh)
     for lo in range(0, len(texts), 1024):
         shard.add(pa.array(texts[lo : lo + 1024], pa.large_string()))
     shard.write(work / "sigs.npy", work / "bands.parquet")
-    found = cluster(
+    return cluster(
         lsh,
         [work / "bands.parquet"],
         [work / "sigs.npy"],
         np.array([0, len(texts)], np.int64),
         np.zeros(0, np.int64),
     )
-    return set(found["doc"].to_list())
+
+
+def corpuskit_dedup(texts: list[str], geometry: tuple[int, int, int], work: Path) -> set[int]:
+    from corpuskit.stages.minhash import MinHashLSH
+
+    perm, bands, rows = geometry
+    lsh = MinHashLSH(ngram=NGRAM, num_perm=perm, bands=bands, rows=rows, threshold=THRESHOLD)
+    return set(near_duplicates(lsh, texts, work)["doc"].to_list())
 
 
 def datasketch_dedup(texts: list[str], geometry: tuple[int, int, int], work: Path) -> set[int]:

@@ -177,27 +177,15 @@ def jaccard(a: str, b: str, n: int) -> float:
 
 def run_config(docs: list[Planted], **kwargs: Any) -> tuple[dict[int, int], float]:
     """``{removed row: kept row}`` and the seconds it took, through the build's code path."""
-    import pyarrow as pa
-
-    from corpuskit.stages.minhash import MinHashLSH, ShardSignatures, cluster
+    from benchmarks.near_dedup import near_duplicates
+    from corpuskit.stages.minhash import MinHashLSH
 
     lsh = MinHashLSH(**kwargs)
     lsh.validate()
     work = Path(tempfile.mkdtemp(prefix="ck-ndq-"))
     try:
         start = time.perf_counter()
-        shard = ShardSignatures.new(lsh)
-        texts = [d.text for d in docs]
-        for lo in range(0, len(texts), 1024):
-            shard.add(pa.array(texts[lo : lo + 1024], pa.large_string()))
-        shard.write(work / "sigs.npy", work / "bands.parquet")
-        found = cluster(
-            lsh,
-            [work / "bands.parquet"],
-            [work / "sigs.npy"],
-            np.array([0, len(texts)], np.int64),
-            np.zeros(0, np.int64),
-        )
+        found = near_duplicates(lsh, [d.text for d in docs], work)
         seconds = time.perf_counter() - start
     finally:
         shutil.rmtree(work, ignore_errors=True)

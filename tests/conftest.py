@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,38 @@ def needs_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data {path} is absent (../shared is only beside the developers' clone)")
     return path
+
+
+@contextlib.contextmanager
+def private_ray(object_store_mb: int, prefix: str) -> Iterator[None]:
+    """A private loopback Ray (2 CPUs, no dashboard) for a test module, stopped at the end.
+
+    Its temporary folder is short, under /tmp: Ray puts unix sockets there, and their paths
+    have a length limit. No auth token is written to ~/.ray.
+    """
+    import logging
+    import shutil
+    import tempfile
+
+    import ray
+
+    temp = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    previous = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=temp,
+        object_store_memory=object_store_mb * 2**20,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = previous

@@ -13,11 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +29,7 @@ from corpuskit.errors import CorpuskitError
 from corpuskit.executors import make_executor
 from corpuskit.fetch import fetch_entry
 from corpuskit.shards import ShardWriter
+from tests.conftest import private_ray
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'corpuskit[ray]')")
 
@@ -53,28 +50,8 @@ FULL: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
-    # A short folder: Ray puts unix sockets under it, and their paths have a length limit.
-    temp = tempfile.mkdtemp(prefix="ckray-", dir="/tmp")
-    previous = os.environ.get("RAY_AUTH_MODE")
-    # A private loopback cluster for the length of the module: no token written to ~/.ray.
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _temp_dir=temp,
-        object_store_memory=256 * 2**20,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-    )
-    try:
+    with private_ray(256, "ckray-"):
         yield
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
-        if previous is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = previous
 
 
 @pytest.fixture(autouse=True)

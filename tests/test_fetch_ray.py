@@ -9,7 +9,6 @@ does without ``--address``.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from click.testing import CliRunner
 from corpuskit.catalog import Catalog
 from corpuskit.cli import cli
 from corpuskit.fetch import fetch_entry
+from tests.conftest import private_ray
 from tests.test_fetch_parallel import (
     digests,
     files_catalog,
@@ -62,26 +62,8 @@ def test_cli_fetch_with_a_private_ray(tmp_path: Path, monkeypatch: pytest.Monkey
 
 @pytest.fixture(scope="module")
 def ray_session() -> Iterator[None]:
-    temp = tempfile.mkdtemp(prefix="ckfray-", dir="/tmp")  # short: Ray's unix sockets live here
-    previous = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"  # a private loopback instance: no token in ~/.ray
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _temp_dir=temp,
-        object_store_memory=128 * 2**20,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-    )
-    try:
+    with private_ray(128, "ckfray-"):
         yield
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
-        if previous is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = previous
 
 
 def _three_ways(tmp_path: Path, catalog: Path, name: str, shard_bytes: int) -> dict[str, dict]:
