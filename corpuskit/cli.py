@@ -73,7 +73,8 @@ def _complete_corpus(
     "--data-dir",
     envvar="CORPUSKIT_HOME",
     type=click.Path(file_okay=False),
-    help="Data root (default ./data, or $CORPUSKIT_HOME).",
+    help="Data root (default ./data, or $CORPUSKIT_HOME); fetch and build also take an "
+    "object-store URL (s3://...), worked on through a local mirror.",
 )
 @click.option(
     "--catalog",
