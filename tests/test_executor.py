@@ -114,3 +114,24 @@ def test_ray_missing_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees when it is absent
     with pytest.raises(CorpuskitError, match=r"pip install 'corpuskit\[ray\]'"):
         make_executor("ray")
+
+
+def _die_on_two(item: int) -> int:
+    """A worker that is killed outright (as by the OOM killer) on item 2."""
+    import os
+    import signal
+
+    if item == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item
+
+
+def test_a_killed_worker_is_a_one_line_error_not_a_traceback() -> None:
+    from corpuskit.errors import CorpuskitError
+    from corpuskit.executors.local import LocalExecutor
+
+    with LocalExecutor(2) as executor:
+        with pytest.raises(CorpuskitError, match="worker process died"):
+            list(executor.map_ordered(_die_on_two, [1, 2, 3, 4], desc="t", progress=False))
+        # The broken pool is dropped: the next map starts a fresh one.
+        assert list(executor.map_ordered(_die_on_two, [1, 3], desc="t", progress=False)) == [1, 3]

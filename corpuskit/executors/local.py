@@ -13,8 +13,10 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
+from corpuskit.errors import CorpuskitError
 from corpuskit.executors.base import Executor
 
 T = TypeVar("T")
@@ -53,7 +55,17 @@ class LocalExecutor(Executor):
             for item in items:
                 yield fn(item)
             return
-        yield from self._pool_of(size).map(fn, items)
+        try:
+            yield from self._pool_of(size).map(fn, items)
+        except BrokenProcessPool:
+            # A worker was killed (the OOM killer, a signal): the pool is unusable, and the
+            # traceback says nothing a user can act on. Finished work stays on disk (a build
+            # resumes from its finished shards), the unfinished work is only in staging folders.
+            self._pool, self._pool_size = None, 0
+            raise CorpuskitError(
+                "a worker process died while working (killed, or out of memory?); "
+                "run the command again to resume, with fewer --workers if memory is short"
+            ) from None
 
     def close(self) -> None:
         if self._pool is not None:
