@@ -227,3 +227,54 @@ def test_the_task_function_is_what_runs(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(fetch_module, "read_part_task", spy)
     fetch_entry(entry, tmp_path / "d", progress=False, workers=1)
     assert seen == list(range(len(seen))) and len(seen) == fetch_module.PARTS_PER_SLOT
+
+
+def test_many_jsonl_files_over_http_with_2_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``http`` source of several JSON Lines files (a loopback mirror) is read as tasks:
+    1 and 2 worker processes write the same bytes."""
+    for name in ("CORPUSKIT_OFFLINE", "CORPUSKIT_LOCK", "CORPUSKIT_MIRROR"):
+        monkeypatch.delenv(name, raising=False)
+    docs = make_documents(90)
+    bodies = {}
+    for i in range(6):
+        lines = [json.dumps({"text": text}) for text in docs[i::6]]
+        bodies[f"/data/part-{i}.jsonl"] = ("\n".join(lines) + "\n").encode()
+    files = "".join(
+        f"        - {{url: 'URL{route}', sha256: {hashlib.sha256(body).hexdigest()}}}\n"
+        for route, body in bodies.items()
+    )
+    outputs = {}
+    with LoopbackServer() as srv:
+        for route, body in bodies.items():
+            srv.routes[route] = Route(body)
+        catalog = tmp_path / "h.yaml"
+        catalog.write_text(
+            "corpora:\n  - name: hj\n    title: t\n    description: d\n    license: CC0-1.0\n"
+            "    languages: [en]\n    domains: [prose]\n"
+            "    source:\n      type: http\n      allow_http: true\n      files:\n"
+            + files.replace("URL", srv.url)
+            + "    reader: jsonl\n",
+            encoding="utf-8",
+        )
+        entry = Catalog.load([catalog]).get("hj")
+        monkeypatch.setattr(fetch_module, "PART_BYTES_MIN", 1)
+        tasks: list[str] = []
+        real = fetch_module.read_part_task
+
+        def spy(task: fetch_module.ReadTask) -> fetch_module.ReadResult:
+            tasks.append(task.out)
+            return real(task)
+
+        for workers in (1, 2):
+            # The spy runs in this process (1 worker); the pool needs the importable function.
+            monkeypatch.setattr(fetch_module, "read_part_task", spy if workers == 1 else real)
+            result = fetch_entry(
+                entry, tmp_path / f"w{workers}", progress=False, shard_bytes=8_000,
+                workers=workers,
+            )
+            outputs[workers] = digests(result.path)
+        assert len(tasks) > 1, "the http files were read as tasks, not in one pass"
+    assert outputs[1] == outputs[2]
+    assert result.documents == len(docs) and len(result.manifest["shards"]) == 3

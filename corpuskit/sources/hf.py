@@ -26,6 +26,8 @@ from corpuskit.sources.common import (
     Prepared,
     check_user_url,
     documents_from_files,
+    documents_of_units,
+    file_units,
     infer_split,
     locked_sha256,
     offline,
@@ -139,3 +141,9 @@ def _fallback_cached(entry: CorpusEntry, ctx: FetchContext) -> bool:
 
 def iter_documents(entry: CorpusEntry, prepared: Prepared) -> Iterator[dict[str, Any]]:
     return documents_from_files(entry, prepared)
+
+
+# Many-file downloads are read in groups of files as executor tasks (``fetch --executor``);
+# ``file_units`` keeps readers whose documents may cross files (wikitext) in one process.
+read_units = file_units
+read_part = documents_of_units

@@ -36,6 +36,8 @@ from corpuskit.sources.common import (
     LocalFile,
     Prepared,
     documents_from_files,
+    documents_of_units,
+    file_units,
     infer_split,
     locked_sha256,
     match_any,
@@ -403,3 +405,9 @@ def prepare(entry: CorpusEntry, ctx: FetchContext) -> Prepared:
 
 def iter_documents(entry: CorpusEntry, prepared: Prepared) -> Iterator[dict[str, Any]]:
     return documents_from_files(entry, prepared)
+
+
+# Many-file downloads are read in groups of files as executor tasks (``fetch --executor``);
+# ``file_units`` keeps readers whose documents may cross files (wikitext) in one process.
+read_units = file_units
+read_part = documents_of_units
