@@ -112,3 +112,25 @@ def private_ray(object_store_mb: int, prefix: str) -> Iterator[None]:
             os.environ.pop("RAY_AUTH_MODE", None)
         else:
             os.environ["RAY_AUTH_MODE"] = previous
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``corpuskit.cli.main`` as the console script does: ``(exit code, stdout, stderr)``."""
+    from corpuskit.cli import main
+
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def quick_http(monkeypatch: pytest.MonkeyPatch, retries: int, timeout: float) -> None:
+    """Fast retries against loopback servers, and none of the user's offline/mirror settings."""
+    monkeypatch.setenv("CORPUSKIT_HTTP_BACKOFF", "0.01")
+    monkeypatch.setenv("CORPUSKIT_HTTP_RETRIES", str(retries))
+    monkeypatch.setenv("CORPUSKIT_HTTP_TIMEOUT", str(timeout))
+    for name in ("CORPUSKIT_OFFLINE", "HF_HUB_OFFLINE", "CORPUSKIT_MIRROR", "CORPUSKIT_LOCK"):
+        monkeypatch.delenv(name, raising=False)

@@ -21,7 +21,7 @@ from corpuskit.sources.http import (
     NotCached,
     download,
 )
-from tests.conftest import needs_shared
+from tests.conftest import needs_shared, quick_http
 from tests.test_fetch_helpers import LoopbackServer, Route, zip_bytes
 
 BODY = os.urandom(3 * 2**20 + 123)
@@ -30,11 +30,7 @@ SHA = hashlib.sha256(BODY).hexdigest()
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CORPUSKIT_HTTP_BACKOFF", "0.01")
-    monkeypatch.setenv("CORPUSKIT_HTTP_RETRIES", "3")
-    monkeypatch.setenv("CORPUSKIT_HTTP_TIMEOUT", "5")
-    for name in ("CORPUSKIT_OFFLINE", "HF_HUB_OFFLINE", "CORPUSKIT_MIRROR", "CORPUSKIT_LOCK"):
-        monkeypatch.delenv(name, raising=False)
+    quick_http(monkeypatch, retries=3, timeout=5)
 
 
 def test_resumes_a_truncated_body_with_range(tmp_path: Path) -> None:

@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpuskit.catalog import ReaderOptions
-from corpuskit.cli import main
 from corpuskit.errors import CorpuskitError
 from corpuskit.readers import reader_for
 from corpuskit.readers.archive import Limits, UnsafeArchive, unpack
 from corpuskit.shards import iter_documents, read_manifest
+from tests.conftest import run_main
 from tests.test_fetch_helpers import zip_bytes
 
 
@@ -225,13 +225,7 @@ def _catalog(tmp_path: Path, url: str, reader: str, options: str = "", globs: st
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(["-q", *argv])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_main(capsys, "-q", *argv)
 
 
 def _one_line_error(code: int, err: str, *needles: str) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from corpuskit.cli import main
 from corpuskit.errors import CorpuskitError
 from corpuskit.readers.archive import unpack
+from tests.conftest import run_main
 from tests.test_crash_helpers import debris, tree_digest
 from tests.test_fetch_helpers import zip_bytes
 
@@ -26,13 +26,8 @@ def _full(*args: object, **kwargs: object) -> None:
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    try:
-        main(["-q", *argv])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.err
+    code, _, err = run_main(capsys, "-q", *argv)
+    return code, err
 
 
 def _assert_disk_full_line(code: int, err: str) -> None:

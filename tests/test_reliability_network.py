@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from corpuskit.sources.http import ChecksumMismatch, NetworkError, download
+from tests.conftest import quick_http
 
 BODY = bytes(range(256)) * 1024  # 256 KiB
 SHA = hashlib.sha256(BODY).hexdigest()
@@ -28,11 +29,7 @@ Behaviour = Callable[[socket.socket, bytes], None]
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CORPUSKIT_HTTP_BACKOFF", "0.01")
-    monkeypatch.setenv("CORPUSKIT_HTTP_RETRIES", "2")
-    monkeypatch.setenv("CORPUSKIT_HTTP_TIMEOUT", "0.5")
-    for name in ("CORPUSKIT_OFFLINE", "HF_HUB_OFFLINE", "CORPUSKIT_MIRROR", "CORPUSKIT_LOCK"):
-        monkeypatch.delenv(name, raising=False)
+    quick_http(monkeypatch, retries=2, timeout=0.5)
 
 
 class RawServer:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from corpuskit.cli import main
+from tests.conftest import run_main
 from tests.test_fetch_helpers import LoopbackServer, Route, tar_gz_bytes, zip_bytes
 
 KAGGLE_USER, KAGGLE_KEY = "alice", "kgl_PLANTED_key_7f3a"
@@ -103,13 +103,8 @@ def secret_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    try:
-        main(["-v", *argv])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    code, out, err = run_main(capsys, "-v", *argv)
+    return code, out + err
 
 
 def _assert_no_secret(texts: list[str], root: Path) -> None:
