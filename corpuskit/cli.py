@@ -152,6 +152,15 @@ def list_cmd(c: Context, language, domain, source, license_, max_size, search, a
     print_table(rows, ["name", "source", "languages", "domain", "size", "license"])
 
 
+def _say_remote(data_dir: str | None) -> None:
+    """With an object-store data root the paths printed are the local mirror's: say so."""
+    from corpuskit.remote import remote_url
+
+    url = remote_url(data_dir)
+    if url is not None:
+        click.echo(f"  (a local mirror of {url}; its artifacts were pushed there)")
+
+
 @cli.command()
 @click.argument("name", shell_complete=_complete_corpus)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -264,6 +273,7 @@ def fetch(
     skipped = result.manifest.get("skipped") or {}
     if skipped:
         click.echo(f"  skipped: {', '.join(f'{k}={v}' for k, v in skipped.items())}")
+    _say_remote(c.data_dir)
 
 
 @cli.command()
@@ -402,6 +412,7 @@ def build(
         click.echo(f"{name}: build up to date, nothing to do: {result.tokens_dir}")
     else:
         click.echo(f"{name}: built {result.tokens_dir}")
+    _say_remote(c.data_dir)
     phase1 = getattr(result, "phase1", None)
     if phase1:
         partly = phase1.get("partly_reused", 0)

@@ -67,3 +67,13 @@ def test_fetch_on_a_remote_root(tiny_corpus: str, remote: str) -> None:
     assert result.documents == 200
     assert fs.exists(f"{remote}/raw/{tiny_corpus}/manifest.json")
     assert api.fetch(tiny_corpus, data_dir=remote, progress=False).skipped
+
+
+def test_cli_says_where_the_artifacts_went(
+    tiny_corpus: str, remote: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import run_main
+
+    code, out, err = run_main(capsys, "-q", "--data-dir", remote, "fetch", tiny_corpus)
+    assert code == 0, err
+    assert f"a local mirror of {remote}" in out
