@@ -246,6 +246,21 @@ def test_run_folder_contents(trained: tuple[Path, dict], build: Path) -> None:
     assert state["step"] == 200 and "optimizer" in state and state["ranks"][0]["data"]["batches"]
 
 
+def test_tensorboard_events_mirror_the_metrics(trained: tuple[Path, dict]) -> None:
+    """With tensorboard installed (the dev extra has it) every metric is also a scalar."""
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, result = trained
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "train/tokens_per_s", "val/loss", "val/perplexity"} <= tags
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(20, 201, 20))
+    final = [e for e in events.Scalars("val/loss") if e.step == 200]
+    assert final and final[-1].value == pytest.approx(result["val"]["loss"], rel=1e-6)
+
+
 def test_evaluate_reloads_the_weights(trained: tuple[Path, dict], build: Path) -> None:
     run_dir, result = trained
     again = evaluate(run_dir, "val", device="cpu")

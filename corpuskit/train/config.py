@@ -98,7 +98,8 @@ _NONE = ("none", "null", "~", "")
 # Keys that may change when a run is resumed: they do not change the model or what it has seen.
 RESUMABLE_KEYS = frozenset(
     {"max_steps", "max_tokens", "epochs", "eval_interval", "eval_batches", "log_interval",
-     "checkpoint_interval", "device", "compile", "final_eval_tokens", "threads"}
+     "checkpoint_interval", "device", "compile", "final_eval_tokens", "threads",
+     "tensorboard"}
 )
 
 
@@ -144,6 +145,9 @@ class TrainConfig:
     dtype: str = "auto"
     compile: bool = False
     threads: int | None = None  # CPU threads for torch (None: torch's default, all cores)
+    # Also write the metrics as TensorBoard events (<run>/tensorboard/) when tensorboard is
+    # installed; metrics.jsonl is written either way.
+    tensorboard: bool = True
     # model dimensions
     n_layer: int = 4
     n_head: int = 4

@@ -130,6 +130,9 @@ class _Trainer:
         self.state: Any = None  # a recurrent model's hidden state between batches
         self.progress = Progress()
         self.stop_requested = False
+        self.tensorboard = (
+            tensorboard_writer(run_dir) if config.tensorboard and env.is_main else None
+        )
 
     # ----- the run --------------------------------------------------------------------------
     def run(self, resuming: bool) -> dict[str, Any]:
@@ -257,6 +260,16 @@ class _Trainer:
 
     def _record(self, record: dict[str, Any]) -> None:
         ckpt.append_metrics(self.run_dir, record)
+        if self.tensorboard is not None:
+            # train/loss, train/lr, ..., val/perplexity, test/bits_per_byte: one scalar each.
+            group = "train" if record["kind"] == "train" else record.get("split", record["kind"])
+            step = int(record.get("step", self.progress.step))
+            for key, value in record.items():
+                if key in ("kind", "step", "split") or isinstance(value, bool):
+                    continue
+                if isinstance(value, int | float):
+                    self.tensorboard.add_scalar(f"{group}/{key}", value, step)
+            self.tensorboard.flush()
 
     def _say(self, message: str) -> None:
         if not self.env.is_main:
@@ -374,12 +387,24 @@ class _Trainer:
                 "world_size": self.env.world_size, "device": str(self.device),
             }
             ckpt.write_json(self.run_dir / ckpt.EVAL, result)
+            if self.tensorboard is not None:
+                self.tensorboard.close()
             val = result["val"]
             self._say(f"done: val loss {p.initial_val_loss:.4f} -> {val['loss']:.4f} "
                       f"(perplexity {val['perplexity']:.2f}) in {p.train_seconds:.1f}s")
         if self.env.enabled:
             dist.barrier()
         return result
+
+
+def tensorboard_writer(run_dir: Path) -> Any:
+    """A TensorBoard ``SummaryWriter`` on ``<run>/tensorboard/``, or None when the tensorboard
+    package is not installed (``pip install tensorboard``); the run does not need it."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
 def _to_cpu(state: Any) -> Any:
