@@ -561,6 +561,8 @@ def print_metrics(ev: dict[str, Any]) -> None:
     help="Override one setting, e.g. --set max_steps=500 (repeatable).",
 )
 @click.option("--max-steps", type=int, help="Shorthand for --set max_steps=N.")
+@click.option("--max-tokens", type=int, help="Shorthand for --set max_tokens=N (training tokens).")
+@click.option("--epochs", type=float, help="Shorthand for --set epochs=N (passes over train).")
 @click.option("--device", help="auto, cpu or cuda (shorthand for --set device=...).")
 @click.option("--seed", type=int, help="Shorthand for --set seed=N.")
 @click.option("--threads", type=int, help="CPU threads for torch (shorthand for --set threads=N).")
@@ -576,6 +578,8 @@ def train(
     config_file: str | None,
     overrides: tuple[str, ...],
     max_steps: int | None,
+    max_tokens: int | None,
+    epochs: float | None,
     device: str | None,
     seed: int | None,
     threads: int | None,
@@ -587,6 +591,8 @@ def train(
     sets = list(overrides)
     shorthands = (
         ("max_steps", max_steps),
+        ("max_tokens", max_tokens),
+        ("epochs", epochs),
         ("device", device),
         ("seed", seed),
         ("threads", threads),
