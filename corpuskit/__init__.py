@@ -24,6 +24,10 @@ _API = (
     "evaluate",
     "compare",
     "load_catalog",
+    "build_plan",
+    "sync",
+    "report",
+    "doctor",
 )
 
 

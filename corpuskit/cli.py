@@ -245,8 +245,8 @@ def fetch(
 ) -> None:
     """Fetch corpus NAME into Arrow shards under <data>/raw/NAME/.
 
-    Sources made of many files (folders, GitHub and Kaggle archives) are read in groups of
-    files by --workers processes or Ray tasks; the shards are the same either way.
+    Sources made of many files (folders, downloads, GitHub and Kaggle archives) are read in
+    groups of files by --workers processes or Ray tasks; the shards are the same either way.
     """
     started = time.perf_counter()
     result = api.fetch(

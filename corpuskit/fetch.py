@@ -9,14 +9,14 @@ resumable, reused by later fetches); the manifest then records what was resolved
 credentials, the revision, commit or dataset version, per-file sha256 and bytes), and so does the
 lock file (``corpuskit-lock.json``), so that a fetch elsewhere gets the same bytes or fails.
 
-Sources made of many files (local folders and globs, python-stdlib, python-docs, GitHub and
-Kaggle archives once extracted; any source whose reader keeps documents within one file) are
-read in parallel: consecutive files are grouped into parts, each part is read and converted to
-Arrow by an executor task (``Executor.map_ordered``: worker processes, or Ray tasks on a
-cluster) into a file in the staging folder, and this process streams those files, in part
-order, into the shards. The driver cuts batches and shards exactly where writing the same
-documents one by one would, so the shards and the manifest are byte-identical whichever
-executor and however many workers read them (and identical to a one-process fetch).
+Sources made of many files (local folders and globs, python-stdlib, python-docs, http and hf
+downloads, GitHub and Kaggle archives once extracted; any source whose reader keeps documents
+within one file) are read in parallel: consecutive files are grouped into parts, each part is
+read and converted to Arrow by an executor task (``Executor.map_ordered``: worker processes, or
+Ray tasks on a cluster) into a file in the staging folder, and this process streams those
+files, in part order, into the shards. The driver cuts batches and shards exactly where writing
+the same documents one by one would, so the shards and the manifest are byte-identical
+whichever executor and however many workers read them (and identical to a one-process fetch).
 """
 
 from __future__ import annotations
