@@ -120,6 +120,10 @@ class BuildConfig:
     test_fraction: float = 0.0
     seed: int = 0
     sentence_budget: int = 1_000_000
+    # Bytes of train text sentencepiece may see: lines are kept with probability
+    # budget / train bytes, by a hash of the line (deterministic, order-free), so its memory
+    # stays bounded when lines are long (a paragraph per line) and the corpus is large.
+    sentence_budget_bytes: int = 100_000_000
     bos: bool = False
     # clean
     normalization: str = "NFC"

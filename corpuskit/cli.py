@@ -305,6 +305,11 @@ def fetch(
 @click.option("--seed", type=int, help="Seed for splits and tokenizer sampling [0].")
 @click.option("--sentence-budget", type=int, help="Lines sampled to train sentencepiece [1000000].")
 @click.option(
+    "--sentence-budget-bytes",
+    type=int,
+    help="Train-text bytes sentencepiece may see; larger train splits are hash-sampled [1e8].",
+)
+@click.option(
     "--keep-whitespace",
     "whitespace",
     flag_value="keep",

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
+import xxhash
 from tqdm.auto import tqdm
 
 from corpuskit.catalog import CorpusEntry
@@ -50,14 +51,37 @@ SPLIT_ORDER = ("train", "val", "test")
 SPM_TRAIN_THREADS = 8
 
 
-def _train_lines(clean_dir: Path) -> Iterator[str]:
+def _train_lines(clean_dir: Path, keep: float = 1.0, seed: int = 0) -> Iterator[str]:
+    """Non-blank lines of the train split; with ``keep`` < 1, each line is kept when a hash of
+    it falls below ``keep``: the same lines whatever the order or the worker count."""
+    cut = int(keep * 2**64) if keep < 1 else None
     for path in shard_paths(clean_dir):
         for batch in read_batches(path, ["text", "split"]):
             for text, split in zip(
                 batch.column("text").to_pylist(), batch.column("split").to_pylist(), strict=True
             ):
-                if split == "train":
-                    yield from (line for line in text.split("\n") if line.strip())
+                if split != "train":
+                    continue
+                for line in text.split("\n"):
+                    if not line.strip():
+                        continue
+                    if cut is None or xxhash.xxh64_intdigest(line.encode("utf-8"), seed) < cut:
+                        yield line
+
+
+def _budget_bytes(config: Any) -> int:
+    return int(getattr(config, "sentence_budget_bytes", 0) or 0)
+
+
+def spm_sample_fraction(spec: Any, clean_manifest: dict[str, Any], budget_bytes: int) -> float:
+    """The share of train lines sentencepiece sees: 1 unless the train split is larger than
+    ``budget_bytes`` (other tokenizers always see every line: a word vocabulary is exact)."""
+    if spec.kind != "spm":
+        return 1.0
+    train_bytes = int(clean_manifest.get("splits", {}).get("train", {}).get("bytes", 0))
+    if budget_bytes <= 0 or train_bytes <= budget_bytes:
+        return 1.0
+    return round(budget_bytes / train_bytes, 6)
 
 
 # A batch ends at this many documents or this many bytes of text, whichever comes first. The
@@ -268,6 +292,9 @@ def build_tokens(
         "sentence_budget": config.sentence_budget,
         "bos": config.bos,
     }
+    keep = spm_sample_fraction(spec, clean_manifest, _budget_bytes(config))
+    if keep < 1:  # only then does the byte budget change the tokenizer
+        tok_config["sentence_sample"] = keep
     if spec.path is not None:
         tok_config["tokenizer_sha256"] = hashlib.sha256(spec.path.read_bytes()).hexdigest()
     identity = new_manifest(
@@ -313,7 +340,11 @@ def _build_tokens_locked(
     with staging_dir(target) as tmp:
         tokenizer = train_tokenizer(
             spec,
-            _train_lines(clean_dir),
+            _train_lines(
+                clean_dir,
+                spm_sample_fraction(spec, clean_manifest, _budget_bytes(config)),
+                config.seed,
+            ),
             sentence_budget=config.sentence_budget,
             seed=config.seed,
             num_threads=SPM_TRAIN_THREADS,
