@@ -45,7 +45,7 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,13 @@ import xxhash
 from corpuskit.catalog import CorpusEntry
 from corpuskit.encode import build_tokens
 from corpuskit.errors import CorpuskitError
-from corpuskit.executors import EXECUTORS, Executor, make_executor
+from corpuskit.executors import (
+    EXECUTORS,
+    Executor,
+    make_executor,
+    map_partitions,
+    partition_count,
+)
 from corpuskit.faults import checkpoint
 from corpuskit.fetch import artifact_lock
 from corpuskit.paths import ENV_HOME, clean_root, data_root, raw_dir
@@ -785,17 +791,28 @@ def _group_starts(counts: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts.T.reshape(-1))]).astype(np.int64)
 
 
+def _numbered(keys: pl.LazyFrame, rank_starts: Sequence[int]) -> pl.LazyFrame:
+    """One shard's keys with ``doc``, each row's number in the dedup order: the first number
+    of its split rank's group in this shard (``rank_starts[rank]``) plus its row in the group."""
+    return keys.with_columns(
+        doc=pl.col("grow")
+        + pl.col("rank").replace_strict(
+            list(range(RANKS)), list(rank_starts), return_dtype=pl.Int64
+        )
+    )
+
+
+def _rank_starts(starts: np.ndarray, shards: int, shard: int) -> tuple[int, ...]:
+    """``_group_starts`` of one shard, by split rank."""
+    return tuple(int(starts[r * shards + shard]) for r in range(RANKS))
+
+
 def _scan_keys(cache: _Phase1Cache, starts: np.ndarray, shards: int) -> pl.LazyFrame:
     """Every document's key, id and ``doc``: its number in the dedup order."""
     return pl.concat(
         [
-            pl.scan_parquet(cache.file("keys", i, "parquet")).with_columns(
-                doc=pl.col("grow")
-                + pl.col("rank").replace_strict(
-                    list(range(RANKS)),
-                    [int(starts[r * shards + i]) for r in range(RANKS)],
-                    return_dtype=pl.Int64,
-                )
+            _numbered(
+                pl.scan_parquet(cache.file("keys", i, "parquet")), _rank_starts(starts, shards, i)
             )
             for i in range(shards)
         ]
@@ -853,14 +870,11 @@ def _exact_partition(task: _KeyPartition) -> pl.DataFrame:
     """The exact duplicates among the documents whose key falls in this partition."""
     keys = pl.concat(
         [
-            pl.scan_parquet(f)
-            .select("hi", "lo", "grow", "rank")
-            .filter(pl.col("lo") % task.partitions == task.partition)
-            .with_columns(
-                doc=pl.col("grow")
-                + pl.col("rank").replace_strict(
-                    list(range(RANKS)), list(start), return_dtype=pl.Int64
-                )
+            _numbered(
+                pl.scan_parquet(f)
+                .select("hi", "lo", "grow", "rank")
+                .filter(pl.col("lo") % task.partitions == task.partition),
+                start,
             )
             for f, start in zip(task.files, task.starts, strict=True)
         ]
@@ -895,15 +909,6 @@ class _NgramTask:
 
 def _ngram_task(task: _NgramTask) -> np.ndarray:
     return _ngram_partition(task.part, np.load(task.dropped))
-
-
-def _partitioned(
-    executor: Executor | None, fn: Any, tasks: list[Any], desc: str
-) -> list[Any]:
-    """Run the partition tasks on the build's executor (in order), or here without one."""
-    if executor is None or len(tasks) == 1:
-        return [fn(t) for t in tasks]
-    return list(executor.map_ordered(fn, tasks, desc=desc, unit="partition", progress=False))
 
 
 def _cluster_stats(duplicates: pl.DataFrame) -> dict[str, Any]:
@@ -941,19 +946,17 @@ def _global_phase(
         exact = pl.DataFrame(schema={"doc": pl.Int64, "kept": pl.Int64, "similarity": pl.Float64})
         if plan.exact:
             # A distributed group-by: keys hash-partitioned, one executor task per partition.
-            parts = executor.slots() if executor is not None else 1
+            parts = partition_count(executor)
             key_files = tuple(
                 str(cache.file("keys", i, "parquet").absolute()) for i in range(shards)
             )
-            key_starts = tuple(
-                tuple(int(starts[r * shards + i]) for r in range(RANKS)) for i in range(shards)
-            )
+            key_starts = tuple(_rank_starts(starts, shards, i) for i in range(shards))
             exact = pl.concat(
-                _partitioned(
+                map_partitions(
                     executor,
                     _exact_partition,
                     [_KeyPartition(key_files, key_starts, p, parts) for p in range(parts)],
-                    "exact-dup keys",
+                    desc="exact-dup keys",
                 )
             ).sort("doc")
             extra["exact_dedup"] = _cluster_stats(exact)
@@ -998,19 +1001,19 @@ def _global_phase(
         ).astype(np.int64)
         dropped_file = (work / "dropped-rows.npy").absolute()
         np.save(dropped_file, dropped)
-        parts = executor.slots() if executor is not None else 1
+        parts = partition_count(executor)
         ng_files = tuple(
             str(cache.file("evalng", i, "parquet").absolute()) for i in range(shards)
         )
         ng_starts = tuple((int(offsets[i]),) for i in range(shards))
-        pieces = _partitioned(
+        pieces = map_partitions(
             executor,
             _ngram_task,
             [
                 _NgramTask(_KeyPartition(ng_files, ng_starts, p, parts), str(dropped_file))
                 for p in range(parts)
             ],
-            "eval n-grams",
+            desc="eval n-grams",
         )
         # The partitions are disjoint: sorting their union gives the one sorted table.
         table = np.sort(np.concatenate(pieces)) if pieces else np.zeros(0, np.uint64)

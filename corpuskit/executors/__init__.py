@@ -4,6 +4,12 @@
 processes) and ``ray`` (Ray tasks) are its two implementations, picked by ``make_executor``.
 """
 
-from corpuskit.executors.base import EXECUTORS, Executor, make_executor
+from corpuskit.executors.base import (
+    EXECUTORS,
+    Executor,
+    make_executor,
+    map_partitions,
+    partition_count,
+)
 
-__all__ = ["EXECUTORS", "Executor", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "make_executor", "map_partitions", "partition_count"]

@@ -88,6 +88,21 @@ class Executor(ABC):
         self.close()
 
 
+def map_partitions(
+    executor: Executor | None, fn: Callable[[T], R], tasks: Sequence[T], *, desc: str
+) -> list[R]:
+    """The results of the partition tasks of a global step, in order: on ``executor`` when
+    there is one (and more than one task), else here. No progress bar: they are short."""
+    if executor is None or len(tasks) == 1:
+        return [fn(t) for t in tasks]
+    return list(executor.map_ordered(fn, tasks, desc=desc, unit="partition", progress=False))
+
+
+def partition_count(executor: Executor | None) -> int:
+    """How many hash partitions a global step is cut into: one per executor slot."""
+    return max(1, executor.slots()) if executor is not None else 1
+
+
 def make_executor(
     name: str = "local", *, workers: int = 0, address: str | None = None
 ) -> Executor:

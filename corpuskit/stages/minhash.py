@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpuskit.errors import CorpuskitError
+from corpuskit.executors.base import map_partitions, partition_count
 from corpuskit.stages.words import (
     HASH_VERSION,
     MATCH_WORDS,
@@ -486,7 +487,7 @@ def cluster(
     if not keys_paths:
         return empty
     if partitions is None:
-        partitions = executor.slots() if executor is not None else 1
+        partitions = partition_count(executor)
     tasks = [
         ClusterPartition(
             lsh,
@@ -499,14 +500,7 @@ def cluster(
         )
         for part in range(max(1, partitions))
     ]
-    if executor is None:
-        pieces = [candidate_edges(t) for t in tasks]
-    else:
-        pieces = list(
-            executor.map_ordered(
-                candidate_edges, tasks, desc="near-dup buckets", unit="partition", progress=False
-            )
-        )
+    pieces = map_partitions(executor, candidate_edges, tasks, desc="near-dup buckets")
     edges = pl.concat(pieces).unique(["first", "doc"]).sort("first", "doc")
     if edges.height == 0:
         return empty
