@@ -69,10 +69,6 @@ def _train_lines(clean_dir: Path, keep: float = 1.0, seed: int = 0) -> Iterator[
                         yield line
 
 
-def _budget_bytes(config: Any) -> int:
-    return int(getattr(config, "sentence_budget_bytes", 0) or 0)
-
-
 def spm_sample_fraction(spec: Any, clean_manifest: dict[str, Any], budget_bytes: int) -> float:
     """The share of train lines sentencepiece sees: 1 unless the train split is larger than
     ``budget_bytes`` (other tokenizers always see every line: a word vocabulary is exact)."""
@@ -292,7 +288,9 @@ def build_tokens(
         "sentence_budget": config.sentence_budget,
         "bos": config.bos,
     }
-    keep = spm_sample_fraction(spec, clean_manifest, _budget_bytes(config))
+    keep = spm_sample_fraction(
+        spec, clean_manifest, int(getattr(config, "sentence_budget_bytes", 0) or 0)
+    )
     if keep < 1:  # only then does the byte budget change the tokenizer
         tok_config["sentence_sample"] = keep
     if spec.path is not None:
@@ -340,11 +338,8 @@ def _build_tokens_locked(
     with staging_dir(target) as tmp:
         tokenizer = train_tokenizer(
             spec,
-            _train_lines(
-                clean_dir,
-                spm_sample_fraction(spec, clean_manifest, _budget_bytes(config)),
-                config.seed,
-            ),
+            # The sample is part of the identity (only when it samples): one source of truth.
+            _train_lines(clean_dir, identity["config"].get("sentence_sample", 1.0), config.seed),
             sentence_budget=config.sentence_budget,
             seed=config.seed,
             num_threads=SPM_TRAIN_THREADS,
