@@ -150,12 +150,11 @@ def iter_documents(entry: CorpusEntry, prepared: Prepared) -> Iterator[dict[str,
         yield _finish(entry, doc)
 
 
-def read_units(entry: CorpusEntry, prepared: Prepared) -> list[tuple[FileUnit, int]] | None:
-    """The extracted files, for reading in groups as executor tasks (``fetch --executor``)."""
-    return file_units(entry, prepared)
-
-
 def read_part(entry: CorpusEntry, units: list[FileUnit]) -> Iterator[dict[str, Any]]:
     """The documents of some consecutive units, exactly as ``iter_documents`` yields them."""
     for doc in documents_of_units(entry, units):
         yield _finish(entry, doc)
+
+
+# The extracted files are read in groups as executor tasks (``fetch --executor``).
+read_units = file_units
