@@ -30,7 +30,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,19 @@ def corpuskit_dedup(texts: list[str], geometry: tuple[int, int, int], work: Path
     return set(near_duplicates(lsh, texts, work)["doc"].to_list())
 
 
+def query_then_insert(lsh: Any, minhashes: Iterable[tuple[int, Any]]) -> set[int]:
+    """The contenders' common loop: a document whose LSH candidates include a kept one with
+    estimated Jaccard >= THRESHOLD is dropped (first occurrence kept), else it is kept."""
+    dropped, kept = set(), {}
+    for i, mh in minhashes:
+        if any(mh.jaccard(kept[k]) >= THRESHOLD for k in lsh.query(mh)):
+            dropped.add(i)
+            continue
+        lsh.insert(i, mh)
+        kept[i] = mh
+    return dropped
+
+
 def datasketch_dedup(texts: list[str], geometry: tuple[int, int, int], work: Path) -> set[int]:
     from datasketch import MinHash, MinHashLSH
 
@@ -103,16 +116,9 @@ def datasketch_dedup(texts: list[str], geometry: tuple[int, int, int], work: Pat
     lsh = MinHashLSH(threshold=THRESHOLD, num_perm=perm, params=(bands, rows))
     sets = [[s.encode("utf-8") for s in shingles(t)] for t in texts]
     hashes = MinHash.bulk(sets, num_perm=perm)
-    dropped, kept = set(), {}
-    for i, (mh, items) in enumerate(zip(hashes, sets, strict=True)):
-        if not items:
-            continue
-        if any(mh.jaccard(kept[k]) >= THRESHOLD for k in lsh.query(mh)):
-            dropped.add(i)
-            continue
-        lsh.insert(i, mh)
-        kept[i] = mh
-    return dropped
+    return query_then_insert(
+        lsh, ((i, mh) for i, (mh, items) in enumerate(zip(hashes, sets, strict=True)) if items)
+    )
 
 
 def rensa_dedup(texts: list[str], geometry: tuple[int, int, int], work: Path) -> set[int]:
@@ -120,19 +126,16 @@ def rensa_dedup(texts: list[str], geometry: tuple[int, int, int], work: Path) ->
 
     perm, bands, _ = geometry
     lsh = RMinHashLSH(THRESHOLD, perm, bands)
-    dropped, kept = set(), {}
-    for i, text in enumerate(texts):
-        items = list(shingles(text))
-        if not items:
-            continue
-        mh = RMinHash(perm, 42)
-        mh.update(items)
-        if any(mh.jaccard(kept[k]) >= THRESHOLD for k in lsh.query(mh)):
-            dropped.add(i)
-            continue
-        lsh.insert(i, mh)
-        kept[i] = mh
-    return dropped
+
+    def minhashes() -> Iterator[tuple[int, Any]]:
+        for i, text in enumerate(texts):
+            items = list(shingles(text))
+            if items:
+                mh = RMinHash(perm, 42)
+                mh.update(items)
+                yield i, mh
+
+    return query_then_insert(lsh, minhashes())
 
 
 CONTENDERS: dict[str, Callable[[list[str], tuple[int, int, int], Path], set[int]]] = {
