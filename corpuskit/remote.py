@@ -49,12 +49,11 @@ def mirrored(
 ) -> Iterator[Path]:
     """Pull ``corpus``'s artifacts of the kinds ``pull`` from ``url`` into the local mirror,
     yield the mirror's path, and, when the block succeeds, push the kinds ``push`` back."""
-    from corpuskit.sync import _Root, sync
+    from corpuskit.sync import root_exists, sync
 
     local = mirror_dir(url)
     local.mkdir(parents=True, exist_ok=True)
-    remote = _Root(url)
-    if remote.fs.isdir(remote.path):
+    if root_exists(url):  # a new bucket prefix has nothing to pull yet
         sync(url, local, corpora=[corpus], kinds=pull)
     yield local
     sync(local, url, corpora=[corpus], kinds=push)

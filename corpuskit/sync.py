@@ -178,6 +178,12 @@ def _copy_latest(src: _Root, dst: _Root, corpus: str) -> bool:
     return True
 
 
+def root_exists(url: str | os.PathLike[str]) -> bool:
+    """Whether the data root ``url`` (a path or an fsspec URL) exists yet."""
+    root = _Root(url)
+    return bool(root.fs.isdir(root.path))
+
+
 def sync(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
