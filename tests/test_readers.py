@@ -46,10 +46,10 @@ def test_wikitext_parquet_rows_give_the_same_documents(tmp_path: Path) -> None:
 def test_wikitext_article_continues_across_files(tmp_path: Path) -> None:
     a, b = tmp_path / "a.tokens", tmp_path / "b.tokens"
     a.write_text(" \n = One = \n \n text one \n", encoding="utf-8")
-    b.write_text(" more one \n \n = = Section = = \n = Two = \n two \n", encoding="utf-8")
+    b.write_text(" more one \n \n = = Section = = \n \n = Two = \n \n two \n", encoding="utf-8")
     docs = list(wikitext.read([(a, "a"), (b, "b")], OPTS))
     assert [d["title"] for d in docs] == ["One", "Two"]
-    assert docs[0]["text"].endswith(" more one \n \n = = Section = = \n")
+    assert docs[0]["text"].endswith(" more one \n \n = = Section = = \n \n")
     assert docs[1]["file"] == "b"
 
 
