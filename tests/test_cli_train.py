@@ -30,7 +30,7 @@ def test_train_eval_compare_sample(data_dir: Path, tiny_corpus: str) -> None:
     out = json.loads(_run("-q", "train", tiny_corpus, "--model", "gpt", "--preset", "tiny",
                           "--max-steps", "20", "--run-name", "g", "--json", *SMALL))
     assert out["train"]["steps"] == 20 and out["val"]["loss"] < out["initial_val_loss"]
-    assert (data_dir / "runs" / "g" / "model.safetensors").is_file()
+    assert (data_dir / "runs" / "g" / "checkpoint" / "model.safetensors").is_file()
 
     # --max-tokens and --epochs are shorthands for the run length.
     tokens = json.loads(_run("-q", "train", tiny_corpus, "--model", "fnn", "--preset", "small",

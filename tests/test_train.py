@@ -89,7 +89,7 @@ def fast_config(*extra: str) -> TrainConfig:
 def read_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    return load_file(str(run_dir / "model.safetensors"))
+    return load_file(str(run_dir / "checkpoint" / "model.safetensors"))
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +228,8 @@ def test_training_lowers_val_loss(trained: tuple[Path, dict]) -> None:
 
 def test_run_folder_contents(trained: tuple[Path, dict], build: Path) -> None:
     run_dir, result = trained
-    for name in ("config.yaml", "metrics.jsonl", "model.safetensors", "state.pt", "eval.json"):
+    for name in ("config.yaml", "metrics.jsonl", "checkpoint/model.safetensors",
+                 "checkpoint/state.pt", "eval.json"):
         assert (run_dir / name).is_file(), name
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary files
     assert json.loads((run_dir / "eval.json").read_text())["val"] == result["val"]
@@ -242,7 +243,7 @@ def test_run_folder_contents(trained: tuple[Path, dict], build: Path) -> None:
     config, data = read_run_config(run_dir)
     assert config == fast_config()
     assert data["build_dir"] == str(build.resolve()) and data["vocab_size"] == VOCAB
-    state = torch.load(run_dir / "state.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoint" / "state.pt", weights_only=False)
     assert state["step"] == 200 and "optimizer" in state and state["ranks"][0]["data"]["batches"]
 
 
@@ -300,7 +301,8 @@ def test_same_seed_same_weights_and_exact_resume(build: Path, tmp_path: Path) ->
 
     with pytest.raises(KeyboardInterrupt):
         train(build, tmp_path / "c", config, progress=False, log=stop_at_step_9)
-    assert torch.load(tmp_path / "c" / "state.pt", weights_only=False)["step"] == 9
+    state = torch.load(tmp_path / "c" / "checkpoint" / "state.pt", weights_only=False)
+    assert state["step"] == 9
     result = train(build, tmp_path / "c", None, progress=False, log=quiet, resume=True)
     c = read_weights(tmp_path / "c")
     assert all(torch.equal(a[k], c[k]) for k in a)

@@ -69,7 +69,7 @@ def test_lstm_learns_and_resumes_exactly(build: Path, tmp_path: Path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         train(build, tmp_path / "cut", config, progress=False, log=stop)
-    state = torch.load(tmp_path / "cut" / "state.pt", weights_only=False)
+    state = torch.load(tmp_path / "cut" / "checkpoint" / "state.pt", weights_only=False)
     assert state["ranks"][0]["hidden"] is not None  # the recurrent state is part of a checkpoint
     again = train(build, tmp_path / "cut", None, progress=False, log=quiet, resume=True)
     full, cut = read_weights(tmp_path / "full"), read_weights(tmp_path / "cut")

@@ -26,7 +26,7 @@ def evaluate(run_dir: str | Path, split: str = "val", *, device: str = "auto",
         from corpuskit.train.ngram import evaluate_ngram_run
 
         return evaluate_ngram_run(Path(run_dir), build_path, split)
-    loaded = load_run(run_dir, device=device, build_dir=build_path)
+    loaded = load_run(run_dir, device=device, build_dir=build_path, splits=[split])
     assert loaded.build is not None
     return measure(loaded.model, loaded.build, split, config, loaded.device, loaded.dtype,
                    max_tokens=config.final_eval_tokens)

@@ -6,6 +6,7 @@ and vocabulary come from the folder, and the token build is opened only when dat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,14 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, *, device: str = "auto",
-             build_dir: str | Path | None = None, need_build: bool = True) -> LoadedRun:
-    """The run's model in eval mode on ``device``; its token build too when ``need_build``."""
+             build_dir: str | Path | None = None, need_build: bool = True,
+             splits: Iterable[str] | None = None) -> LoadedRun:
+    """The run's model in eval mode on ``device``; its token build too when ``need_build``
+    (with ``splits``, or all, checked against its ``meta.json``)."""
     run_dir = Path(run_dir)
     config, data = read_run_config(run_dir)
-    build_path = Path(build_dir) if build_dir is not None else Path(data.get("build_dir", ""))
-    build = open_build(build_path) if need_build or "vocab_size" not in data else None
+    build_path = Path(build_dir) if build_dir is not None else Path(data["build_dir"])
+    build = open_build(build_path, splits) if need_build or "vocab_size" not in data else None
     vocab = int(data["vocab_size"]) if build is None else build.vocab_size
     eos = int(data["eos_id"]) if build is None else build.eos_id
     dev = resolve_device(device, DistEnv())

@@ -2,7 +2,8 @@
 
 Everything a step consumes (weights, optimizer moments, RNG streams, data position, recurrent
 state) is checkpointed at step boundaries, so a resumed run ends with exactly the weights of an
-uninterrupted one. Ctrl-C is turned into "finish this step, save, stop" rather than losing work.
+uninterrupted one. Ctrl-C (and SIGTERM, what schedulers and ``docker stop`` send) is turned into
+"finish this step, save, stop" rather than losing work.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch.distributed as dist
 from torch.nn import functional as F
 
 from corpuskit.errors import CorpuskitError
+from corpuskit.faults import checkpoint as fault_point
 from corpuskit.train import checkpoint as ckpt
 from corpuskit.train.config import TrainConfig
 from corpuskit.train.data import RandomWindows, StreamBatches, to_device
@@ -41,6 +43,7 @@ from corpuskit.train.runtime import (
     set_rng_state,
     setup_backends,
 )
+from corpuskit.train.session import TrainingTerminated, run_session
 from corpuskit.train.tokens import TokenBuild, open_build
 
 Log = Callable[[str], None]
@@ -61,27 +64,30 @@ def train(build_dir: str | Path, run_dir: str | Path, config: TrainConfig | None
     """Train ``config.model`` on a token build, writing checkpoints and metrics to ``run_dir``.
 
     ``run_dir`` must be empty or absent, unless ``resume`` is set: then training continues from
-    its ``state.pt`` (with ``config`` None, the saved config is used; a given config may change
+    its checkpoint (with ``config`` None, the saved config is used; a given config may change
     only the run length, intervals and device). Returns the final evaluation (``val``, ``test``
     when the build has one), ``initial_val_loss`` and a ``train`` summary; the same is written
-    to ``eval.json``.
+    to ``eval.json``. The build's files are checked against its ``meta.json`` first; one process
+    at a time trains a run folder; a new run that fails before its first checkpoint leaves no
+    folder behind.
     """
     run_dir = Path(run_dir)
-    build = open_build(build_dir)
-    config, resuming = ckpt.prepare_run_dir(run_dir, config, resume)
     env = DistEnv.from_env()
-    if config.model == "ngram":
-        from corpuskit.train.ngram import train_ngram
+    with run_session(run_dir, main=env.is_main):
+        config, resuming = ckpt.prepare_run_dir(run_dir, config, resume, main=env.is_main)
+        if config.model == "ngram":
+            from corpuskit.train.ngram import train_ngram
 
-        if env.enabled:
-            raise CorpuskitError("the n-gram model counts in one process; run it without torchrun")
-        return train_ngram(build, run_dir, config, log=log)
-    if env.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device, env)
-    with cpu_threads(config.threads), distributed(env, device):
-        trainer = _Trainer(build, run_dir, config, env, device, log, progress)
-        return trainer.run(resuming)
+            if env.enabled:
+                raise CorpuskitError(
+                    "the n-gram model counts in one process; run it without torchrun"
+                )
+            return train_ngram(open_build(build_dir), run_dir, config, log=log)
+        build = open_build(build_dir)
+        device = resolve_device(config.device, env)
+        with cpu_threads(config.threads), distributed(env, device):
+            trainer = _Trainer(build, run_dir, config, env, device, log, progress)
+            return trainer.run(resuming)
 
 
 class _Trainer:
@@ -130,6 +136,7 @@ class _Trainer:
         self.state: Any = None  # a recurrent model's hidden state between batches
         self.progress = Progress()
         self.stop_requested = False
+        self.terminated = False  # the stop was asked for by SIGTERM
         self.tensorboard = (
             tensorboard_writer(run_dir) if config.tensorboard and env.is_main else None
         )
@@ -141,6 +148,7 @@ class _Trainer:
             self._load_checkpoint()
         elif self.env.is_main:
             ckpt.write_config(self.run_dir, cfg, self.build.describe())
+            fault_point("train.config_written")
         if self.env.is_main:
             self._say(
                 f"training {cfg.model}/{cfg.preset}: {self.model.num_params():,} parameters, "
@@ -167,6 +175,7 @@ class _Trainer:
                 group["lr"] = lr
             window_loss += self._step()
             p.step += 1
+            fault_point("train.step")
             p.tokens += self.tokens_per_step
             window_steps += 1
             window_tokens += self.tokens_per_step
@@ -196,6 +205,8 @@ class _Trainer:
                     self._save_checkpoint()
                     self._say(f"interrupted: step {p.step} saved in {self.run_dir}; continue "
                               "with --resume")
+                if self.terminated:
+                    raise TrainingTerminated from None
                 raise
 
     def _step(self) -> torch.Tensor:
@@ -302,22 +313,24 @@ class _Trainer:
 
     @contextlib.contextmanager
     def _graceful_interrupt(self) -> Iterator[None]:
-        """First Ctrl-C: stop after the current step and save. Second: stop now."""
+        """First Ctrl-C or SIGTERM: stop after the current step and save. Second: stop now."""
         usable = not self.env.enabled and threading.current_thread() is threading.main_thread()
         if not usable:
             yield
             return
 
         def handler(signum: int, frame: Any) -> None:
+            self.terminated = self.terminated or signum == signal.SIGTERM
             if self.stop_requested:
-                raise KeyboardInterrupt
+                raise TrainingTerminated if self.terminated else KeyboardInterrupt
             self.stop_requested = True
 
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
     # ----- checkpoints -----------------------------------------------------------------------
     def _save_checkpoint(self) -> None:
@@ -333,13 +346,17 @@ class _Trainer:
             ranks = [mine]
         if not self.env.is_main:
             return
-        ckpt.save_weights(self.run_dir, self.model, self._weights_metadata())
-        ckpt.save_state(self.run_dir, {
-            "step": p.step, "tokens": p.tokens, "train_seconds": p.train_seconds,
-            "initial_val_loss": p.initial_val_loss, "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(), "ranks": ranks,
-            "world_size": self.env.world_size,
-        })
+        metadata = self._weights_metadata()
+        ckpt.save_checkpoint(
+            self.run_dir,
+            lambda path: ckpt.write_safetensors_model(path, self.model, metadata),
+            {
+                "step": p.step, "tokens": p.tokens, "train_seconds": p.train_seconds,
+                "initial_val_loss": p.initial_val_loss, "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "ranks": ranks,
+                "world_size": self.env.world_size,
+            },
+        )
 
     def _load_checkpoint(self) -> None:
         state = ckpt.load_state(self.run_dir)
@@ -386,6 +403,7 @@ class _Trainer:
                 "tokens_per_s": p.tokens / p.train_seconds if p.train_seconds else None,
                 "world_size": self.env.world_size, "device": str(self.device),
             }
+            fault_point("train.before_eval_json")
             ckpt.write_json(self.run_dir / ckpt.EVAL, result)
             if self.tensorboard is not None:
                 self.tensorboard.close()

@@ -250,30 +250,44 @@ def train_ngram(build: TokenBuild, run_dir: Path, config: TrainConfig, *,
 def _save(run_dir: Path, model: NgramModel) -> None:
     from safetensors.numpy import save_file
 
-    ckpt.atomic_write(run_dir / ckpt.WEIGHTS,
-                      lambda tmp: save_file(model.arrays(), str(tmp), metadata=model.metadata()))
+    def write(path: Path) -> None:
+        save_file(model.arrays(), str(path), metadata=model.metadata())
+        ckpt.canonical_safetensors(path)
+
+    ckpt.save_checkpoint(run_dir, write, None)
 
 
 def load_ngram(run_dir: Path) -> NgramModel:
     from safetensors import safe_open
 
-    with safe_open(str(run_dir / ckpt.WEIGHTS), framework="np") as fh:
-        meta = fh.metadata()
-        arrays = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 - not a dict
-    return NgramModel.from_arrays(arrays, meta)
+    path = ckpt.weights_path(run_dir)
+    try:
+        with safe_open(str(path), framework="np") as fh:
+            meta = fh.metadata()
+            arrays = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 - not a dict
+        return NgramModel.from_arrays(arrays, meta)
+    except Exception as exc:  # SafetensorError, a missing array or key: not a whole n-gram file
+        raise ckpt.DamagedRunError(
+            f"{path} is damaged ({str(exc).strip()[:200] or type(exc).__name__}); train the "
+            "run again (counting takes seconds)"
+        ) from None
 
 
 def run_ngram(build_dir: str | Path, run_dir: str | Path, config: TrainConfig | None, *,
               log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
     """The torch-free entry point :func:`corpuskit.train.train` uses for ``model: ngram``."""
-    build = open_build(build_dir)
-    config, _ = ckpt.prepare_run_dir(Path(run_dir), config, resume)
-    return train_ngram(build, Path(run_dir), config, log=log)
+    from corpuskit.train.session import run_session
+
+    run_dir = Path(run_dir)
+    with run_session(run_dir):
+        config, _ = ckpt.prepare_run_dir(run_dir, config, resume)
+        return train_ngram(open_build(build_dir), run_dir, config, log=log)
 
 
 def evaluate_ngram_run(run_dir: Path, build_dir: Path, split: str) -> dict[str, Any]:
     config, _ = ckpt.read_run_config(run_dir)
-    return _score(load_ngram(run_dir), open_build(build_dir), split, config.final_eval_tokens)
+    model = load_ngram(run_dir)
+    return _score(model, open_build(build_dir, [split]), split, config.final_eval_tokens)
 
 
 def sample_ngram(run_dir: Path, ids: list[int], max_new_tokens: int, temperature: float,

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+from corpuskit.errors import CorpuskitError
 from corpuskit.train.checkpoint import read_run_config
+
+
+def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
+    """Refuse settings that would crash deep in torch (``top_k`` 0 or negative, a NaN
+    temperature) or silently mean something else (a negative temperature is not greedy)."""
+    if isinstance(top_k, bool) or (top_k is not None and (not isinstance(top_k, int) or top_k < 1)):
+        raise CorpuskitError(f"--top-k must be a whole number of at least 1 (got {top_k!r})")
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not (
+        math.isfinite(temperature) and temperature >= 0
+    ):
+        raise CorpuskitError(
+            f"--temperature must be a finite number >= 0 (got {temperature!r}; 0 picks the most "
+            "likely token)"
+        )
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or (
+        max_new_tokens < 0
+    ):
+        raise CorpuskitError(f"--max-new-tokens must be >= 0 (got {max_new_tokens!r})")
 
 
 def sample(run_dir: str | Path, prompt: str = "", *, max_new_tokens: int = 200,
@@ -18,6 +38,7 @@ def sample(run_dir: str | Path, prompt: str = "", *, max_new_tokens: int = 200,
     the build recorded in the run's ``config.yaml``; anything with ``encode``/``decode`` works.
     The same seed gives the same text.
     """
+    check_sampling(max_new_tokens, temperature, top_k)
     config, data = read_run_config(run_dir)
     if tokenizer is None:
         from corpuskit.tokenizers import load_tokenizer

@@ -7,6 +7,7 @@ build (how it was cleaned, which tokenizer trained it) stays the data pipeline's
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from corpuskit.errors import CorpuskitError
+from corpuskit.integrity import check_token_build
 
 FORMAT_VERSION = 1
 _DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
@@ -75,8 +77,10 @@ class TokenBuild:
         }
 
 
-def open_build(build_dir: str | Path) -> TokenBuild:
-    """Read and check ``meta.json``; refuse a format this trainer does not understand."""
+def open_build(build_dir: str | Path, splits: Iterable[str] | None = None) -> TokenBuild:
+    """Read and check ``meta.json``; refuse a format this trainer does not understand, and a
+    build whose ``<split>.bin`` files disagree with it in size, or whose ``splits`` (or all)
+    hold ids outside the vocabulary (:func:`corpuskit.integrity.check_token_build`)."""
     path = Path(build_dir)
     try:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
@@ -101,4 +105,7 @@ def open_build(build_dir: str | Path) -> TokenBuild:
     for split in ("train", "val"):
         if not build.has_split(split):
             raise CorpuskitError(f"{path} has no {split}.bin; a build needs train and val splits")
+    if splits is not None:  # sizes of every split (a stat each), ids of those to be read
+        check_token_build(path, check_ids=False)
+    check_token_build(path, splits)
     return build
