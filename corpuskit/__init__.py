@@ -28,6 +28,7 @@ _API = (
     "sync",
     "report",
     "doctor",
+    "verify",
 )
 
 

@@ -125,9 +125,14 @@ def build(
     fetch_missing: bool = True,
     recipe: str | os.PathLike[str] | None = None,
     settings: Mapping[str, Any] | None = None,
+    force: bool = False,
     **config: Any,
 ) -> BuildResult:
     """Clean, filter, deduplicate, tokenize and pack a corpus.
+
+    ``force`` rebuilds the clean and token artifacts from scratch, the phase-1 cache ignored;
+    each old artifact is replaced only once its replacement is complete. Without it, an
+    up-to-date artifact whose files are missing or of the wrong size is built again too.
 
     ``config`` fields are ``BuildConfig``'s. Precedence, lowest first: the entry's own
     ``recipe``, the ``recipe`` file, ``settings`` (the CLI's ``--set``), explicit arguments.
@@ -140,14 +145,15 @@ def build(
         with mirrored(url, name, pull=KINDS, push=KINDS) as local:
             return build(
                 name, data_dir=local, progress=progress, catalog=catalog,
-                fetch_missing=fetch_missing, recipe=recipe, settings=settings, **config,
+                fetch_missing=fetch_missing, recipe=recipe, settings=settings, force=force,
+                **config,
             )
     entry = load_catalog(catalog).get(name)
     root = build_root(data_dir)
     build_config = build_settings(entry, recipe, settings, config)
     if fetch_missing and existing_manifest(raw_dir(root, name)) is None:
         fetch_entry(entry, root, progress=progress)
-    return build_entry(entry, root, build_config, progress=progress)
+    return build_entry(entry, root, build_config, progress=progress, force=force)
 
 
 def build_settings(
@@ -366,6 +372,23 @@ def export(
         raise CorpuskitError(f"unknown export format {to!r}; supported: hf")
     root = data_root(data_dir)
     return export_hf(resolve_build(build, root), root, Path(out), overwrite=overwrite)
+
+
+def verify(
+    target: str | os.PathLike[str] | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> Any:
+    """Check the size and hash of every file the manifests record: of every artifact under the
+    data root (``target`` None), of one corpus's raw, clean and token artifacts (a name), or of
+    one artifact folder (a path). Returns a ``verification.VerifyResult``; its ``problems``
+    name each damaged file and the command that rebuilds it."""
+    from corpuskit.verification import verify as run_verify
+
+    return run_verify(
+        data_root(data_dir), None if target is None else os.fspath(target), progress=progress
+    )
 
 
 def sync(

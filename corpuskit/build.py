@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 from collections import Counter
@@ -70,16 +71,18 @@ from corpuskit.faults import checkpoint
 from corpuskit.fetch import artifact_lock
 from corpuskit.paths import ENV_HOME, clean_root, data_root, raw_dir
 from corpuskit.shards import (
-    MANIFEST,
     ShardWriter,
     _pid_alive,
     existing_manifest,
     fingerprint,
     new_manifest,
     read_batches,
+    require_intact,
+    reusable,
     shard_paths,
     staging_dir,
     write_json_atomic,
+    write_manifest,
 )
 from corpuskit.stages.base import StageStats, record_samples, run_stage, text_bytes
 from corpuskit.stages.clean import Clean, LengthFilter
@@ -106,6 +109,7 @@ SPLIT_RANK = {"test": 0, "val": 1, "train": 2}
 RANKS = 4  # test, val, train, any other split
 DEDUP_ORDER = "split (test, val, train, other), then shard, then row"
 
+_log = logging.getLogger(__name__)
 _DEFAULT_QUALITY = GopherQuality()
 _DEFAULT_REPETITION = GopherRepetition()
 
@@ -412,15 +416,22 @@ class _ShardTask:
     val_fraction: float
     test_fraction: float
     seed: int
+    # The raw artifact has its own splits but no validation one (e.g. a folder of train and
+    # test files): validation is carved out of train by hash, test is kept as it is.
+    carve_val: bool = False
+
+
+def _split_hash(doc_id: str, seed: int) -> float:
+    """A document's place in [0, 1), from its id alone: the same split on any machine."""
+    return xxhash.xxh64_intdigest(doc_id.encode("utf-8"), seed=seed) / float(2**64)
 
 
 def _assign_splits(batch: pa.RecordBatch, task: _ShardTask) -> pa.RecordBatch:
     if task.resplit:
         ids = batch.column("id").to_pylist()
-        scale = float(2**64)
         splits = []
         for doc_id in ids:
-            u = xxhash.xxh64_intdigest(doc_id.encode("utf-8"), seed=task.seed) / scale
+            u = _split_hash(doc_id, task.seed)
             splits.append(
                 "val"
                 if u < task.val_fraction
@@ -433,6 +444,15 @@ def _assign_splits(batch: pa.RecordBatch, task: _ShardTask) -> pa.RecordBatch:
         column = batch.column("split")
         for old, new in SPLIT_ALIASES.items():
             column = pc.replace_substring_regex(column, f"^{old}$", new)
+        if task.carve_val:
+            ids = batch.column("id").to_pylist()
+            column = pa.array(
+                [
+                    "val" if s == "train" and _split_hash(i, task.seed) < task.val_fraction else s
+                    for i, s in zip(ids, column.to_pylist())
+                ],
+                pa.string(),
+            )
     return batch.set_column(batch.schema.get_field_index("split"), "split", column)
 
 
@@ -551,6 +571,8 @@ def _shard_phase(task: _ShardTask) -> int:
             staged = cache.file("staged", index, "arrow")
             if (tmp / staged.name).exists():
                 moves.append((tmp / staged.name, staged))
+            else:  # no document survived: no file, not even one from an earlier run
+                staged.unlink(missing_ok=True)
             key_array = np.array(keys, dtype=object) if keys else np.zeros(0, object)
             out = cache.file("keys", index, "parquet")
             pl.DataFrame(
@@ -591,19 +613,61 @@ def _shard_phase(task: _ShardTask) -> int:
         raise
     checkpoint("build.shard_files")
     marker = f"done-{index:05d}.json"
+    # Each marker records the sizes of the files it vouches for: a truncated or deleted cache
+    # file then discards its shard's entry (recomputed) instead of failing in a later phase.
+    files: dict[Path, dict[str, int]] = {}
+    for _, dst in moves:
+        files.setdefault(dst.parent, {})[dst.name] = dst.stat().st_size
     if task.signatures:
         assert cache.near is not None
-        write_json_atomic(cache.near / marker, {"rows": rows})
+        write_json_atomic(cache.near / marker, {"rows": rows, "files": files.get(cache.near, {})})
     if task.evalng:
         assert cache.evalng is not None
-        write_json_atomic(cache.evalng / marker, {"rows": rows})
+        write_json_atomic(
+            cache.evalng / marker, {"rows": rows, "files": files.get(cache.evalng, {})}
+        )
     if task.run_phase1:
         write_json_atomic(
             cache.folder / marker,
-            {"rows": rows, "ranks": counts.tolist(), "stats": _stats_json(stats)},
+            {
+                "rows": rows,
+                "ranks": counts.tolist(),
+                "stats": _stats_json(stats),
+                "files": files.get(cache.folder, {}),
+            },
         )
     checkpoint("build.shard_phase")
     return rows
+
+
+def _cached(marker: Path) -> bool:
+    """Whether a phase-1 ``done-i.json`` marker and the files it records are whole.
+
+    An unreadable marker, a marker of an older corpuskit (no file sizes), or a recorded file
+    missing or of another size discards that cache entry: the shard is computed again (with a
+    warning naming the file when something was damaged), never read half-written.
+    """
+    if not marker.exists():
+        return False
+    done = existing_json(marker)
+    files = done.get("files") if isinstance(done, dict) else None
+    if not isinstance(files, dict):
+        _log.info("phase-1 cache marker %s is unreadable or old: computing the shard again", marker)
+        return False
+    for name, size in files.items():
+        try:
+            got: int | None = (marker.parent / name).stat().st_size
+        except FileNotFoundError:
+            got = None
+        if got != size:
+            found = "missing" if got is None else f"{got} bytes, recorded {size}"
+            _log.warning(
+                "build cache file %s is damaged (%s): discarding it, computing the shard again",
+                marker.parent / name,
+                found,
+            )
+            return False
+    return True
 
 
 def _sweep(folder: Path) -> None:
@@ -622,6 +686,12 @@ def _sweep(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def _carves_val(raw_manifest: dict[str, Any], resplit: bool) -> bool:
+    """True when the raw artifact brings splits of its own but no validation split."""
+    names = {SPLIT_ALIASES.get(s, s) for s in raw_manifest["splits"]}
+    return not resplit and "val" not in names
+
+
 def cache_root(root: Path, corpus: str) -> Path:
     """``<root>/cache/<corpus>/phase1``: one folder per phase-1 fingerprint."""
     return root / "cache" / corpus / "phase1"
@@ -632,6 +702,8 @@ def _phase1_identity(
 ) -> dict[str, Any]:
     """What the clean+filter output of every shard depends on, and nothing else."""
     splits: dict[str, Any] = {"resplit": resplit}
+    if _carves_val(raw_manifest, resplit):
+        splits.update(carve_val=True, val_fraction=config.val_fraction, seed=config.seed)
     if resplit:
         splits.update(
             val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed
@@ -718,10 +790,11 @@ def _phase1(
     executor: Executor,
     progress: bool,
     report: dict[str, Any],
+    force: bool = False,
 ) -> Iterator[tuple[_Phase1Cache, np.ndarray, dict[str, StageStats]]]:
-    """Phase 1 for every shard, reusing the cache; yields the cache, the rows per shard and
-    split rank, and the phase-1 statistics. The cache's lock is held until the block ends
-    (phases 2 and 3 read its files)."""
+    """Phase 1 for every shard, reusing the cache (``force``: none of it, every marker removed
+    first); yields the cache, the rows per shard and split rank, and the phase-1 statistics.
+    The cache's lock is held until the block ends (phases 2 and 3 read its files)."""
     if config.cache:
         identity = _phase1_identity(entry, plan, raw_manifest, resplit, config)
         # Absolute paths: a task may run in another working directory (a Ray worker) or on
@@ -740,8 +813,14 @@ def _phase1(
                 _sweep(sub)
         tasks = []
         for i, src in enumerate(sources):
-            *derived, own = [m.exists() for m in cache.done(i)]
-            if own and all(derived):
+            if force:
+                for m in cache.done(i):
+                    m.unlink(missing_ok=True)
+            name = f"done-{i:05d}.json"
+            own = _cached(folder / name)
+            near_ok = near is None or _cached(near / name)
+            evalng_ok = evalng is None or _cached(evalng / name)
+            if own and near_ok and evalng_ok:
                 continue
             run = not own
             tasks.append(
@@ -750,13 +829,14 @@ def _phase1(
                     str(src.absolute()),
                     cache,
                     run,
-                    near is not None and (run or not (near / f"done-{i:05d}.json").exists()),
-                    evalng is not None and (run or not (evalng / f"done-{i:05d}.json").exists()),
+                    near is not None and (run or not near_ok),
+                    evalng is not None and (run or not evalng_ok),
                     plan,
                     resplit,
                     config.val_fraction,
                     config.test_fraction,
                     config.seed,
+                    _carves_val(raw_manifest, resplit),
                 )
             )
         report.update(
@@ -1100,18 +1180,22 @@ def build_clean(
     progress: bool = True,
     executor: Executor | None = None,
     report: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> tuple[Path, dict[str, Any], bool]:
-    """Phases 1-3: the cleaned artifact (reused when one with the same fingerprint exists).
+    """Phases 1-3: the cleaned artifact (reused when one with the same fingerprint exists and
+    every file it records is there, of its size; a damaged one is built again, with a warning).
 
     ``executor`` runs phases 1 and 3; without one, the config's executor is started here and
     stopped at the end. ``report``, when given, receives what phase 1 reused from its cache
     (``shards``, ``reused``, ``partly_reused``, ``cache``); it stays empty when the clean
-    artifact itself is reused.
+    artifact itself is reused. ``force`` builds it again from the raw shards, phase-1 cache
+    ignored (and rewritten); the old artifact is replaced only once the new one is complete.
+    A damaged raw artifact is an error naming the file: fetching is not the build's to do.
     """
     if executor is None:
         with _executor(config) as own:
             return build_clean(
-                entry, root, config, progress=progress, executor=own, report=report
+                entry, root, config, progress=progress, executor=own, report=report, force=force
             )
     raw = raw_dir(root, entry.name)
     raw_manifest = existing_manifest(raw)
@@ -1119,6 +1203,7 @@ def build_clean(
         raise CorpuskitError(
             f"corpus {entry.name!r} is not fetched yet; run `corpuskit fetch {entry.name}` first"
         )
+    require_intact(raw, raw_manifest)
     plan = make_plan(entry, config)
     resplit = set(raw_manifest["splits"]) <= {"train"}
     stage_config = {
@@ -1132,6 +1217,7 @@ def build_clean(
         "decontaminate": (plan.decontaminate.config() if plan.decontaminate is not None else None),
         "splits": {
             "resplit": resplit,
+            **({"carve_val": True} if _carves_val(raw_manifest, resplit) else {}),
             "val_fraction": config.val_fraction,
             "test_fraction": config.test_fraction,
             "seed": config.seed,
@@ -1141,18 +1227,29 @@ def build_clean(
         "clean", entry.name, inputs={"raw": raw_manifest["fingerprint"]}, config=stage_config
     )
     target = clean_root(root, entry.name) / identity["fingerprint"]
-    current = existing_manifest(target)
+    current = None if force else _reusable(target, entry.name)
     if current is not None:
         return target, current, True
     with artifact_lock(target):
         # Another process may have built it while this one waited for the lock.
-        current = existing_manifest(target)
+        current = None if force else _reusable(target, entry.name, warn=False)
         if current is not None:
             return target, current, True
         return _build_clean_locked(
             entry, root, config, plan, raw, raw_manifest, resplit, identity, target, executor,
-            progress, {} if report is None else report,
+            progress, {} if report is None else report, force,
         )
+
+
+def _reusable(target: Path, corpus: str, warn: bool = True) -> dict[str, Any] | None:
+    """The manifest of a complete artifact at ``target`` whose recorded files are all there, of
+    their size; None (after a warning naming a damaged file) when it must be built again."""
+    current = existing_manifest(target)
+    if current is not None and reusable(
+        target, current, f"building {corpus} again", warn=warn
+    ):
+        return current
+    return None
 
 
 def _build_clean_locked(
@@ -1168,9 +1265,10 @@ def _build_clean_locked(
     executor: Executor,
     progress: bool,
     report: dict[str, Any],
+    force: bool = False,
 ) -> tuple[Path, dict[str, Any], bool]:
     """Phases 1-3 into a staging folder, under the artifact's lock (phase 1 through its
-    cache, whose lock is held until phase 3 is done)."""
+    cache, whose lock is held until phase 3 is done; ``force``: every shard recomputed)."""
     with staging_dir(target) as tmp, contextlib.ExitStack() as stack:
         # Absolute paths: a task may run in another working directory (a Ray worker) or on
         # another machine that mounts the same shared storage at the same path.
@@ -1180,7 +1278,7 @@ def _build_clean_locked(
         cache, counts, stats = stack.enter_context(
             _phase1(
                 entry, root, config, plan, raw_manifest, resplit, sources, work, executor,
-                progress, report,
+                progress, report, force,
             )
         )
         extra = _global_phase(plan, cache, counts, tmp, work, executor)
@@ -1236,7 +1334,7 @@ def _build_clean_locked(
             "stats": all_stats,
             "shards": [s.__dict__ for s in shards],
         }
-        write_json_atomic(tmp / MANIFEST, manifest)
+        manifest = write_manifest(tmp, manifest)
     return target, manifest, False
 
 
@@ -1273,17 +1371,28 @@ def _executor(config: BuildConfig) -> Executor:
 
 
 def build_entry(
-    entry: CorpusEntry, root: Path, config: BuildConfig, *, progress: bool = True
+    entry: CorpusEntry,
+    root: Path,
+    config: BuildConfig,
+    *,
+    progress: bool = True,
+    force: bool = False,
 ) -> BuildResult:
-    """The whole build; one executor (one process pool, one Ray session) serves every step."""
+    """The whole build; one executor (one process pool, one Ray session) serves every step.
+
+    ``force`` rebuilds the clean and token artifacts from scratch (phase-1 cache ignored); each
+    old artifact stays in place until its replacement is complete.
+    """
     config.validate()
     with _executor(config) as executor:
         phase1: dict[str, Any] = {}
         clean_dir, clean_manifest, clean_skipped = build_clean(
-            entry, root, config, progress=progress, executor=executor, report=phase1
+            entry, root, config, progress=progress, executor=executor, report=phase1,
+            force=force,
         )
         tokens_dir, meta, tokens_skipped = build_tokens(
-            entry, root, clean_dir, clean_manifest, config, progress=progress, executor=executor
+            entry, root, clean_dir, clean_manifest, config, progress=progress,
+            executor=executor, force=force,
         )
     return BuildResult(
         entry.name,

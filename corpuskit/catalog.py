@@ -12,18 +12,22 @@ files or folders).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote_plus, urlparse
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -38,13 +42,99 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def check_local_glob(value: str) -> str:
+    """A local folder's glob must stay inside the folder: no absolute path, no ``..``."""
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith(("/", "\\", "~")) or ".." in parts or (len(value) > 1 and value[1] == ":"):
+        raise ValueError(
+            f"glob {value!r} must be relative to the folder and stay inside it "
+            "(no absolute path, no '..'); change 'path:' to read another folder"
+        )
+    return value
+
+
+class LocalGlob(_Strict):
+    """A glob whose files all hold one split (``{glob: "dev/*.txt", split: validation}``)."""
+
+    glob: str
+    split: Literal["train", "validation", "test"]
+
+    @field_validator("glob")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        return check_local_glob(value)
+
+
+# A plain glob or a {glob, split} mapping; tagged so that an error names only the form given.
+_LocalGlobItem = Annotated[
+    Annotated[str, Tag("glob")] | Annotated[LocalGlob, Tag("glob-with-split")],
+    Discriminator(lambda v: "glob" if isinstance(v, str) else "glob-with-split"),
+]
+
+
 class LocalSource(_Strict):
-    """Text already on this machine: the interpreter's own files, or a user's folder."""
+    """Text already on this machine: the interpreter's own files, or a user's folder.
+
+    A ``files`` folder's splits come from its file names (``wiki.valid.tokens`` → validation,
+    as for downloads) unless a glob says ``split:``; symlinks that lead outside the folder are
+    skipped (and counted) unless ``follow_symlinks: true``.
+    """
 
     type: Literal["local"]
     kind: Literal["python-stdlib", "python-docs", "files"]
     path: str | None = None
-    globs: list[str] = Field(default_factory=lambda: ["**/*.txt"])
+    globs: list[_LocalGlobItem] = Field(default_factory=lambda: ["**/*.txt"])
+    follow_symlinks: bool = False
+
+    @field_validator("globs")
+    @classmethod
+    def _inside(cls, value: list[str | LocalGlob]) -> list[str | LocalGlob]:
+        for g in value:
+            if isinstance(g, str):
+                check_local_glob(g)
+        return value
+
+
+# Query parameter names that carry credentials, compared lower-case without separators
+# (``X-Amz-Signature`` → ``xamzsignature``): whole names, and endings (``access_token``).
+_SECRET_NAMES = frozenset({"sig", "pass", "auth", "authorization", "jwt"})
+_SECRET_ENDINGS = (
+    "token", "key", "secret", "password", "passwd", "passphrase", "pwd", "signature",
+    "credential", "credentials",
+)
+REDACTED = "REDACTED"
+
+
+def _secret_param(name: str) -> bool:
+    norm = re.sub(r"[^a-z0-9]", "", unquote_plus(name).lower())
+    return norm in _SECRET_NAMES or norm.endswith(_SECRET_ENDINGS)
+
+
+def _redact_query(query: str) -> str:
+    """``a=1&token=x`` → ``a=1&token=REDACTED``; everything else is kept byte for byte."""
+    pieces = []
+    for piece in query.split("&"):
+        name, eq, _ = piece.partition("=")
+        pieces.append(f"{name}={REDACTED}" if eq and _secret_param(name) else piece)
+    return "&".join(pieces)
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for messages, manifests and ``info``: no ``user:password@``, no credential-like
+    query (or fragment) values; a URL with nothing to hide comes back unchanged, so that
+    fingerprints of ordinary catalog entries do not move.
+    """
+    try:
+        parts = urlparse(url)
+    except ValueError:  # e.g. an unbalanced IPv6 bracket: show nothing after the scheme
+        return url.split("://", 1)[0] + "://" + REDACTED if "://" in url else REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    redacted = parts._replace(
+        netloc=netloc, query=_redact_query(parts.query), fragment=_redact_query(parts.fragment)
+    )
+    return url if redacted == parts else redacted.geturl()
 
 
 SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -58,13 +148,14 @@ def check_url(value: str, *, allow_http: bool, what: str = "URL") -> str:
     Plain http is refused unless the catalog says ``allow_http: true``: the bytes could be
     changed in transit, and a file without a published sha256 would not notice.
     """
+    shown = redact_url(value)  # errors are printed and logged: never a credential
     if not value.startswith(_SCHEMES):
-        raise ValueError(f"unsupported {what} {value!r}: use https://, hf://, s3://, gs:// or file://")
+        raise ValueError(f"unsupported {what} {shown!r}: use https://, hf://, s3://, gs:// or file://")
     if value.startswith(("https://", "http://")) and not urlparse(value).netloc:
-        raise ValueError(f"{what} {value!r} has no host")
+        raise ValueError(f"{what} {shown!r} has no host")
     if value.startswith("http://") and not allow_http:
         raise ValueError(
-            f"plain-http {what} {value!r} refused: use https://, or set 'allow_http: true' "
+            f"plain-http {what} {shown!r} refused: use https://, or set 'allow_http: true' "
             "on the source if you trust the network path"
         )
     return value
@@ -92,6 +183,12 @@ class RemoteFile(_Strict):
         allow_http = bool((info.context or {}).get("allow_http", True))
         return check_url(value, allow_http=allow_http)
 
+    @field_serializer("url")
+    def _redacted_url(self, value: str | None) -> str | None:
+        """Every dump (``info``, manifests, the fetch fingerprint) shows the URL without its
+        credentials; only the model itself, used to download, holds them."""
+        return None if value is None else redact_url(value)
+
     @field_validator("path")
     @classmethod
     def _relative_path(cls, value: str | None) -> str | None:
@@ -108,6 +205,19 @@ class RemoteFile(_Strict):
             return self.path
         assert self.url is not None
         return PurePosixPath(urlparse(self.url).path).name or "download"
+
+
+def _unique_names(files: list[RemoteFile]) -> None:
+    """Two files of one source never share a name: it keys the lock file, mirrors and manifests
+    (``https://a/train/data.jsonl`` and ``https://a/valid/data.jsonl`` would pin one sha256)."""
+    seen: dict[str, int] = {}
+    for i, f in enumerate(files):
+        if f.name in seen:
+            raise ValueError(
+                f"files[{i}] and files[{seen[f.name]}] are both named {f.name!r}; give each a "
+                f"distinct 'path:' (e.g. path: validation/{f.name.rsplit('/', 1)[-1]})"
+            )
+        seen[f.name] = i
 
 
 class HttpSource(_Strict):
@@ -127,7 +237,12 @@ class HttpSource(_Strict):
             check_url(f.url, allow_http=self.allow_http)
         for m in self.mirrors:
             check_url(m, allow_http=self.allow_http, what="mirror URL")
+        _unique_names(self.files)
         return self
+
+    @field_serializer("mirrors")
+    def _redacted_mirrors(self, value: list[str]) -> list[str]:
+        return [redact_url(m) for m in value]
 
 
 class HfSource(_Strict):
@@ -149,6 +264,7 @@ class HfSource(_Strict):
         for i, f in enumerate(self.files):
             if not f.path:
                 raise ValueError(f"files[{i}] needs a 'path:' (the file's path in the repo)")
+        _unique_names(self.files)
         return self
 
 
@@ -221,6 +337,10 @@ class CorpusEntry(_Strict):
     recipe: dict[str, Any] = Field(default_factory=dict)
     origin: str | None = Field(default=None, exclude=True)
 
+    @field_serializer("homepage")
+    def _redacted_homepage(self, value: str | None) -> str | None:
+        return None if value is None else redact_url(value)
+
     @property
     def source_type(self) -> str:
         return self.source.type
@@ -242,12 +362,20 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    keys = [loader.construct_object(k) for k, _ in node.value]
-    duplicates = {k for k in keys if keys.count(k) > 1}
-    if duplicates:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"duplicate key {sorted(duplicates)[0]!r}", node.start_mark
-        )
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "found unhashable key", key_node.start_mark
+            ) from None
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", node.start_mark
+            )
     mapping = loader.construct_mapping(node, deep=True)
     lines = {
         k: key_node.start_mark.line + 1
@@ -260,6 +388,76 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+# Bounds on what one catalog file may ask the loader to build: entries are a few levels deep
+# and a few hundred values, so these only stop hostile files (deep nesting would exhaust the
+# recursion limit; aliases of aliases, a "billion laughs", would expand exponentially).
+MAX_DEPTH = 64
+MAX_VALUES = 1_000_000
+
+
+def _children(node: yaml.Node, label: str) -> list[tuple[yaml.Node, str]]:
+    """A node's keys and values, each with the mapping key it sits under (for messages)."""
+    if isinstance(node, yaml.SequenceNode):
+        return [(n, label) for n in node.value]
+    if isinstance(node, yaml.MappingNode):
+        out = []
+        for k, v in node.value:
+            name = k.value if isinstance(k, yaml.ScalarNode) else label
+            out += [(k, label), (v, str(name))]
+        return out
+    return []
+
+
+def _check_bounds(root: yaml.Node, path: Path) -> None:
+    """Refuse a YAML graph deeper than MAX_DEPTH, expanding (aliases counted every time they
+    are used) to more than MAX_VALUES values, or holding an alias to itself; iterative, and
+    linear in the number of distinct nodes."""
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, str, bool]] = [(root, "", False)]
+    while stack:
+        node, label, finished = stack.pop()
+        key = id(node)
+        where = f"{path}:{node.start_mark.line + 1}: " + (f"{label!r}: " if label else "")
+        if finished:
+            kids = [k for k, _ in _children(node, label)]
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            height[key] = 1 + max((height[id(k)] for k in kids), default=0)
+            on_path.discard(key)
+            if height[key] > MAX_DEPTH:
+                raise CatalogError(
+                    f"{where}nested more than {MAX_DEPTH} levels deep; a catalog is a list "
+                    "of flat entries"
+                )
+            if size[key] > MAX_VALUES:
+                raise CatalogError(
+                    f"{where}aliases expand to more than {MAX_VALUES:,} values (a YAML "
+                    "bomb?); refused"
+                )
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise CatalogError(f"{where}an alias refers to a value that contains it; refused")
+        on_path.add(key)
+        stack.append((node, label, True))
+        stack.extend((k, name, False) for k, name in _children(node, label) if id(k) not in size)
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    """``yaml.load`` with :func:`_check_bounds` between composing and constructing."""
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_bounds(node, path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _strip_lines(value: Any) -> Any:
@@ -291,7 +489,12 @@ def load_file(path: Path) -> list[CorpusEntry]:
     """Load and validate one catalog file; every problem is a CatalogError naming file and line."""
     try:
         text = path.read_text(encoding="utf-8")
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+        doc = _parse_yaml(text, path)
+    except RecursionError:  # composing nests one call per level: thousands of levels overflow
+        raise CatalogError(
+            f"{path}: nested more than {MAX_DEPTH} levels deep; a catalog is a list of flat "
+            "entries"
+        ) from None
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read catalog file ({exc.strerror})") from None
     except UnicodeDecodeError:

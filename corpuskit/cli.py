@@ -1,16 +1,17 @@
 """The ``corpuskit`` command line: parse, call ``corpuskit.api``, print. Nothing else lives here.
 
 Exit codes: 0 success, 1 a user error (one line on stderr, no traceback), 2 bad usage (click),
-130 interrupted.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
@@ -376,6 +377,12 @@ def fetch(
     help="Any build option, e.g. --set min_words=20 (repeatable; value is YAML).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan and exit.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rebuild the clean and token artifacts from scratch, ignoring the cache; the old ones "
+    "stay until the new ones are complete.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
 def build(
@@ -386,6 +393,7 @@ def build(
     dry_run: bool,
     languages: tuple[str, ...],
     as_json: bool = False,
+    force: bool = False,
     **options: Any,
 ) -> None:
     """Clean, filter, deduplicate, tokenize and pack corpus NAME (fetching it first if needed)."""
@@ -407,6 +415,7 @@ def build(
         catalog=c.catalog,
         recipe=recipe,
         settings=settings,
+        force=force,
         **options,
     )
     _log_build(result, time.perf_counter() - started)
@@ -603,18 +612,25 @@ def train(
         ("threads", threads),
     )
     sets += [f"{key}={value}" for key, value in shorthands if value is not None]
-    result = api.train(
-        corpus,
-        model=model,
-        preset=preset,
-        data_dir=c.data_dir,
-        run_name=run_name,
-        config_file=config_file,
-        overrides=sets,
-        resume=resume,
-        progress=not c.quiet and not as_json,
-        log=c.say if not as_json else (lambda _m: None),
-    )
+    from corpuskit.train.session import TrainingTerminated
+
+    try:
+        result = api.train(
+            corpus,
+            model=model,
+            preset=preset,
+            data_dir=c.data_dir,
+            run_name=run_name,
+            config_file=config_file,
+            overrides=sets,
+            resume=resume,
+            progress=not c.quiet and not as_json,
+            log=c.say if not as_json else (lambda _m: None),
+        )
+    except TrainingTerminated:
+        # SIGTERM (a scheduler, `docker stop`): the checkpoint is saved; exit as a shell would.
+        click.echo("terminated", err=True)
+        sys.exit(143)
     ev = result.eval
     if as_json:
         click.echo(json.dumps({"run": str(result.run_dir), **ev}, indent=2, default=str))
@@ -652,13 +668,16 @@ def compare(c: Context, runs: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    for r in rows:
+        if r["status"] == "damaged":
+            click.echo(f"warning: run {r['run']}: {r['error']}", err=True)
     table = []
     for r in rows:
         table.append(
             {
                 "run": r["run"],
-                "model": r["model"],
-                "preset": r["preset"],
+                "model": r["model"] or "",
+                "preset": r["preset"] or "",
                 "params": f"{r['params']:,}" if r.get("params") else "",
                 "steps": r.get("steps") or "",
                 "val_loss": _metric(r.get("val_loss"), ".4f"),
@@ -759,6 +778,30 @@ def export(c: Context, build: str, to: str, out: str, overwrite: bool) -> None:
     """Export BUILD's documents and token ids as Hugging Face datasets into OUT."""
     path = api.export(build, out, to=to, data_dir=c.data_dir, overwrite=overwrite)
     click.echo(f"exported to {path}: documents/ and tokens/ (datasets.load_from_disk)")
+
+
+@cli.command()
+@click.argument("target", required=False, shell_complete=_complete_corpus)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def verify(c: Context, target: str | None, as_json: bool) -> None:
+    """Check every file of TARGET's artifacts against the sizes and hashes its manifests
+    record: a corpus name (its raw, clean and token artifacts), an artifact folder, or, with
+    no TARGET, everything under the data root. Exits with 1 when a file is damaged, one line
+    each, naming the command that rebuilds it."""
+    result = api.verify(target, data_dir=c.data_dir, progress=not c.quiet and not as_json)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        for problem in result.problems:
+            click.echo(problem.line())
+        state = "all good" if result.ok else f"{len(result.problems)} damaged"
+        click.echo(
+            f"verified {len(result.artifacts)} artifact(s), {result.files:,} file(s), "
+            f"{human_bytes(result.bytes)}: {state}"
+        )
+    if not result.ok:
+        sys.exit(1)
 
 
 @cli.command()
@@ -913,24 +956,64 @@ def completion(shell: str) -> None:
     click.echo(cls(cli, {}, "corpuskit", "_CORPUSKIT_COMPLETE").source())
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler, ``docker stop``), raised wherever the program is, so that
+    it unwinds as Ctrl-C does (staging folders removed, worker processes stopped, finished
+    shards kept) instead of dying on the spot; the exit status is 143, as a shell reports it."""
+
+    exit_code = 143
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` while a command runs (in the main thread, and only where
+    nobody installed a handler of their own); the previous handler is put back afterwards."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(exc: BaseException | None) -> None:
+    """One line and 130 for Ctrl-C; 143 for SIGTERM (any interrupt with ``exit_code = 143``,
+    such as training's, or one whose class is named ``...Terminated``)."""
+    code = getattr(exc, "exit_code", None)
+    if not isinstance(code, int) or isinstance(code, bool):
+        code = 143 if type(exc).__name__.endswith("Terminated") else 130
+    click.echo("terminated" if code == 143 else "interrupted", err=True)
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 1."""
     try:
-        code = cli.main(args=argv, prog_name="corpuskit", standalone_mode=False)
+        with _sigterm_unwinds():
+            code = cli.main(args=argv, prog_name="corpuskit", standalone_mode=False)
         if isinstance(code, int) and not isinstance(code, bool) and code:
             sys.exit(code)  # a command's ctx.exit(n): without standalone mode click returns n
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        _interrupted(exc.__cause__)  # click wraps the KeyboardInterrupt (or EOF) it caught
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except CorpuskitError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except OSError as exc:
         # The machine's fault, not a bug of ours: a full disk, a read-only or vanished folder,
         # permissions. One line, like any user error; -v adds the traceback for a bug report.

@@ -33,15 +33,16 @@ from corpuskit.fetch import artifact_lock
 from corpuskit.pack import PackWriter, dtype_for, read_meta, write_meta
 from corpuskit.paths import tokens_root
 from corpuskit.shards import (
-    MANIFEST,
     existing_manifest,
     new_manifest,
     read_batches,
     read_manifest,
     remove_stale_siblings,
+    require_intact,
+    reusable,
     shard_paths,
     staging_dir,
-    write_json_atomic,
+    write_manifest,
 )
 from corpuskit.tokenizers import Tokenizer, load_tokenizer, parse_spec, train_tokenizer
 
@@ -270,8 +271,14 @@ def build_tokens(
     *,
     progress: bool = True,
     executor: Executor | None = None,
+    force: bool = False,
 ) -> tuple[Path, dict[str, Any], bool]:
-    """Train the tokenizer, then encode and pack every split (tasks run on ``executor``)."""
+    """Train the tokenizer, then encode and pack every split (tasks run on ``executor``).
+
+    An existing build with the same fingerprint is reused when every file its manifest records
+    is there, of its size; a damaged one is built again (a warning names the file), and so is
+    any with ``force``. The old build stays in place until the new one is complete.
+    """
     if executor is None:
         with make_executor(
             getattr(config, "executor", "local"),
@@ -279,7 +286,8 @@ def build_tokens(
             address=getattr(config, "address", None),
         ) as own:
             return build_tokens(
-                entry, root, clean_dir, clean_manifest, config, progress=progress, executor=own
+                entry, root, clean_dir, clean_manifest, config, progress=progress,
+                executor=own, force=force,
             )
     spec = parse_spec(config.tokenizer)
     tok_config: dict[str, Any] = {
@@ -299,20 +307,21 @@ def build_tokens(
         "tokens", entry.name, inputs={"clean": clean_manifest["fingerprint"]}, config=tok_config
     )
     target = tokens_root(root, entry.name) / identity["fingerprint"]
-    current = existing_manifest(target)
-    if current is not None:
+    if not force and _reusable(target, entry.name):
         _point_latest(target)
         return target, read_meta(target), True
+    require_intact(clean_dir, clean_manifest)
     splits = [s for s in SPLIT_ORDER if s in clean_manifest["splits"]]
     extra = sorted(set(clean_manifest["splits"]) - set(SPLIT_ORDER))
     if "train" not in splits or "val" not in splits:
         raise CorpuskitError(
             f"{entry.name!r} needs a train and a val split after cleaning (has {splits + extra}); "
-            "raise --val-fraction or check the source's splits"
+            "raise --val-fraction (validation is cut from train when the source has none) "
+            "or check the source's splits"
         )
     with artifact_lock(target):
         # Another process may have built it while this one waited for the lock.
-        if existing_manifest(target) is not None:
+        if not force and _reusable(target, entry.name, warn=False):
             _point_latest(target)
             return target, read_meta(target), True
         return _build_tokens_locked(
@@ -380,9 +389,18 @@ def _build_tokens_locked(
         }
         write_meta(tmp, meta)
         checkpoint("encode.meta_written")
-        write_json_atomic(tmp / MANIFEST, {**identity, "splits": split_meta})
+        write_manifest(tmp, {**identity, "splits": split_meta})
     _point_latest(target)
     return target, meta, False
+
+
+def _reusable(target: Path, corpus: str, warn: bool = True) -> bool:
+    """A complete token build at ``target`` whose recorded files are all there, of their size
+    (else a warning naming the damaged file: it is built again)."""
+    current = existing_manifest(target)
+    return current is not None and reusable(
+        target, current, f"building {corpus} again", warn=warn
+    )
 
 
 def _point_latest(target: Path) -> None:

@@ -42,13 +42,13 @@ from corpuskit.executors import Executor, make_executor
 from corpuskit.faults import checkpoint
 from corpuskit.paths import raw_dir
 from corpuskit.shards import (
-    MANIFEST,
     ShardWriter,
     document_schema,
     existing_manifest,
     new_manifest,
+    reusable,
     staging_dir,
-    write_json_atomic,
+    write_manifest,
 )
 from corpuskit.sources import source_module
 from corpuskit.sources.common import (
@@ -403,14 +403,21 @@ def fetch_entry(
         ) from None
     try:
         current = existing_manifest(target)
-        if not force and current and current["fingerprint"] == identity["fingerprint"]:
+        if (
+            not force
+            and current
+            and current["fingerprint"] == identity["fingerprint"]
+            # A damaged artifact (a shard deleted or truncated, or an older manifest without
+            # file records) is fetched again, after one warning line naming the file.
+            and reusable(target, current, f"fetching {entry.name} again")
+        ):
             _repair_lock_file(root, entry.name, current)
             return FetchResult(entry.name, target, True, current)
         prepared = None
         if hasattr(module, "prepare"):
             ctx = FetchContext(
                 root, progress=progress, mirror=mirror, splits=splits,
-                locked=read_lock(root).get(entry.name, {}),
+                locked=read_lock(root).get(entry.name, {}), force=force,
             )
             prepared = module.prepare(entry, ctx)
         units = module.read_units(entry, prepared) if hasattr(module, "read_units") else None
@@ -442,7 +449,7 @@ def fetch_entry(
             }
             if prepared is not None:
                 manifest["resolved"] = prepared.resolved
-            write_json_atomic(tmp / MANIFEST, manifest)
+            manifest = write_manifest(tmp, manifest)
         checkpoint("fetch.before_lock_file")
         if prepared is not None:
             update_lock(root, entry.name, prepared.resolved)

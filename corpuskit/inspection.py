@@ -2,7 +2,8 @@
 
 Counts come from ``meta.json``; the unknown-token rate and document lengths are measured on the
 packed files themselves (memory-mapped, one pass per split, in chunks) so that they describe
-what the trainer will actually read.
+what the trainer will actually read. The build is checked first (``integrity``): a truncated
+``.bin`` or an id outside the vocabulary is a one-line error, not a plausible-looking report.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from corpuskit.integrity import check_token_build
 from corpuskit.pack import open_split, read_meta
 from corpuskit.tokenizers import load_tokenizer
 
@@ -39,6 +41,7 @@ def _histogram(lengths: np.ndarray, bins: int = 10) -> list[dict[str, int]]:
 
 def inspect_build(build_dir: Path, samples: int = 3, sample_chars: int = 300) -> dict[str, Any]:
     """Per-split token counts, bytes per token, unknown rate, length histogram and samples."""
+    check_token_build(build_dir)
     meta = read_meta(build_dir)
     tokenizer = load_tokenizer(build_dir)
     report: dict[str, Any] = {

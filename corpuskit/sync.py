@@ -10,6 +10,9 @@ folder whose ``manifest.json`` is written last and is the only sign that it is c
 - only complete artifacts are copied (a folder without ``manifest.json``, or a hidden staging
   folder, is ignored); one whose manifest and file sizes are already the same at ``dst`` is
   skipped, so a second sync copies nothing;
+- an artifact whose files at ``src`` disagree with the sizes its manifest records (a file
+  deleted or truncated) is refused with one line naming the file: a damaged artifact is never
+  spread to another root; every file copied is checked against that size too;
 - to a local destination, an artifact is assembled in a temporary sibling folder and renamed
   into place (``shards.staging_dir``), under the same lock as ``fetch``;
 - to a remote destination, which has no atomic rename, the old manifest (if any) is deleted
@@ -24,6 +27,7 @@ with a manifest.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -31,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from corpuskit.errors import CorpuskitError
-from corpuskit.shards import MANIFEST, staging_dir
+from corpuskit.shards import MANIFEST, rebuild_command, staging_dir
 
 KINDS = ("raw", "clean", "tokens")
 _DEPTH = {"raw": 1, "clean": 2, "tokens": 2}  # folders below <root>/<kind>/ to the manifest
@@ -178,6 +182,29 @@ def _copy_latest(src: _Root, dst: _Root, corpus: str) -> bool:
     return True
 
 
+def _check_source(src: _Root, rel: str, manifest: bytes | None, files: dict[str, int]) -> None:
+    """Refuse to copy an artifact whose files disagree with its manifest's size records (an
+    older manifest without records is copied as before: there is nothing to check against)."""
+    try:
+        data = json.loads(manifest or b"{}")
+        records = data.get("files")
+    except (ValueError, AttributeError):
+        return
+    if not isinstance(records, dict):
+        return
+    command = rebuild_command(data.get("kind"), data.get("corpus"))
+    for name, record in sorted(records.items()):
+        got = files.get(name)
+        expected = record.get("bytes") if isinstance(record, dict) else None
+        if got != expected:
+            found = "is missing" if got is None else f"has {got} bytes"
+            raise CorpuskitError(
+                f"{src.url}/{rel}/{name} {found}, its manifest records {expected}: not syncing "
+                f"a damaged artifact; rebuild it with `{command}` "
+                "(`corpuskit verify` lists every damaged file)"
+            )
+
+
 def root_exists(url: str | os.PathLike[str]) -> bool:
     """Whether the data root ``url`` (a path or an fsspec URL) exists yet."""
     root = _Root(url)
@@ -209,10 +236,9 @@ def sync(
     wanted = set(corpora) if corpora else None
     for rel in source.artifacts(wanted, tuple(k for k in KINDS if k in kinds)):
         files = source.files(rel)
-        same = (
-            source.read_bytes(f"{rel}/{MANIFEST}") == target.read_bytes(f"{rel}/{MANIFEST}")
-            and target.files(rel) == files
-        )
+        manifest = source.read_bytes(f"{rel}/{MANIFEST}")
+        _check_source(source, rel, manifest, files)
+        same = manifest == target.read_bytes(f"{rel}/{MANIFEST}") and target.files(rel) == files
         if same:
             result.up_to_date.append(rel)
             continue
