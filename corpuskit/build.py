@@ -449,7 +449,7 @@ def _assign_splits(batch: pa.RecordBatch, task: _ShardTask) -> pa.RecordBatch:
             column = pa.array(
                 [
                     "val" if s == "train" and _split_hash(i, task.seed) < task.val_fraction else s
-                    for i, s in zip(ids, column.to_pylist())
+                    for i, s in zip(ids, column.to_pylist(), strict=True)
                 ],
                 pa.string(),
             )
