@@ -2,17 +2,25 @@
 
 Refused, with an error naming the member: absolute paths, ``..`` components, drive letters and
 backslash tricks; symbolic and hard links, devices, FIFOs; more than ``max_files`` members; more
-than ``max_bytes`` unpacked in total; and a member (or archive) that expands more than
-``max_ratio`` times its compressed size. The limits are enforced on the bytes actually written,
-not on the sizes an archive claims. Everything is unpacked into a temporary sibling folder that
-is renamed into place only when complete, with a ``.complete`` marker listing every file's
-sha256 and size, so an interrupted unpack is never mistaken for a finished one.
+than ``max_bytes`` unpacked in total; a member (or archive) that expands more than ``max_ratio``
+times its compressed size; a member more than ``max_depth`` folders deep. The limits are
+enforced on the bytes actually written, not on the sizes an archive claims. Encrypted zip members
+and compression methods Python cannot read are an error too (never skipped: a corpus missing
+some of its files would look whole).
+
+Everything is unpacked into a temporary sibling folder that is renamed into place only when
+complete, with a ``.complete`` marker naming the archive (its sha256 and size) and listing every
+file's sha256 and size. An unpacked folder is reused only when its marker names the very same
+archive bytes and every listed file is still there with its size: an interrupted unpack, a
+changed archive under the same name, or a damaged folder is unpacked again.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import lzma
 import os
 import shutil
 import stat
@@ -22,7 +30,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 
 from corpuskit.errors import CorpuskitError
 from corpuskit.faults import checkpoint
@@ -41,6 +49,7 @@ class Limits:
     max_files: int = 1_000_000
     max_ratio: float = 200.0
     ratio_floor: int = 1 << 20  # members smaller than this are not ratio-checked
+    max_depth: int = 128  # folders; real archives stay far below, and paths stay < PATH_MAX
 
 
 class UnsafeArchive(CorpuskitError):
@@ -71,10 +80,15 @@ class _Budget:
         self.total = 0
         self.files = 0
 
-    def member(self, name: str) -> None:
+    def member(self, name: str, rel: PurePosixPath) -> None:
         self.files += 1
         if self.files > self.limits.max_files:
             raise UnsafeArchive(f"{self.archive}: more than {self.limits.max_files} members")
+        if len(rel.parts) - 1 > self.limits.max_depth:
+            raise UnsafeArchive(
+                f"{self.archive}: member {_short(name)!r} is {len(rel.parts) - 1} folders deep "
+                f"(more than {self.limits.max_depth}); refused"
+            )
 
     def add(self, name: str, n: int, written: int, compressed: int | None) -> None:
         self.total += n
@@ -97,6 +111,29 @@ class _Budget:
                 f"{self.archive}: expands more than {lim.max_ratio:g}x its size "
                 "(a decompression bomb?); refused"
             )
+
+
+def _short(name: str, keep: int = 80) -> str:
+    """A member name fit for a one-line message (hostile names can be kilobytes long)."""
+    return name if len(name) <= keep else f"{name[:keep // 2]}…{name[-keep // 2:]}"
+
+
+def _check_readable(info: zipfile.ZipInfo, archive: str) -> None:
+    """Encrypted members and unknown compression methods cannot be read: say so, by name."""
+    if info.flag_bits & 0x1:
+        raise CorpuskitError(
+            f"{archive}: member {_short(info.filename)!r} is encrypted (password-protected); "
+            "corpuskit cannot read it: unpack the archive yourself and use a local source"
+        )
+    if info.compress_type not in _ZIP_METHODS:
+        raise CorpuskitError(
+            f"{archive}: member {_short(info.filename)!r} uses zip compression method "
+            f"{info.compress_type}, which Python cannot read: unpack the archive yourself "
+            "and use a local source"
+        )
+
+
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 
 
 def _copy(src: IO[bytes], dest: Path, name: str, budget: _Budget, compressed: int | None) -> str:
@@ -124,7 +161,8 @@ def _zip_members(path: Path, tmp: Path, budget: _Budget) -> Iterator[tuple[str, 
                 )
             if rel is None or info.is_dir():
                 continue
-            budget.member(info.filename)
+            budget.member(info.filename, rel)
+            _check_readable(info, path.name)
             dest = tmp.joinpath(*rel.parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src:
@@ -143,7 +181,7 @@ def _tar_members(path: Path, tmp: Path, budget: _Budget) -> Iterator[tuple[str, 
                 raise UnsafeArchive(f"{path.name}: member {member.name!r} is a {kind}; refused")
             if rel is None:
                 continue
-            budget.member(member.name)
+            budget.member(member.name, rel)
             dest = tmp.joinpath(*rel.parts)
             dest.parent.mkdir(parents=True, exist_ok=True)
             src = tf.extractfile(member)
@@ -151,24 +189,61 @@ def _tar_members(path: Path, tmp: Path, budget: _Budget) -> Iterator[tuple[str, 
             with src:
                 digest = _copy(src, dest, member.name, budget, None)
             yield rel.as_posix(), digest, dest.stat().st_size
+        # Read the compressed stream to its end: gzip and xz check their CRC only there, and a
+        # tar stops reading at its end-of-archive blocks, so damaged bytes would go unnoticed.
+        if tf.fileobj is not None:
+            while tf.fileobj.read(_CHUNK):
+                pass
 
 
 Listing = dict[str, dict[str, int | str]]
+# What a damaged or truncated archive raises (gzip's CRC failure is an OSError: it comes first).
+_DAMAGED = (
+    zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile
+)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _reusable(dest: Path, identity: dict[str, Any]) -> Listing | None:
+    """The listing of a complete unpack of exactly this archive in ``dest``, else None.
+
+    The marker must name the same archive sha256 and size (a new archive under the same name
+    must not be served from the old folder), and every listed file must still be there with
+    its size (a damaged folder is unpacked again rather than read short).
+    """
+    try:
+        marker = json.loads((dest / MARKER).read_text(encoding="utf-8"))
+        files = marker["files"]
+        if any(marker.get(k) != v for k, v in identity.items()) or not isinstance(files, dict):
+            return None
+        for rel, meta in files.items():
+            if (dest / rel).stat().st_size != meta["bytes"]:
+                return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return files
 
 
 def unpack(archive: Path, dest: Path, limits: Limits | None = None) -> Listing:
     """Unpack ``archive`` into ``dest`` (once); returns ``{relative path: {sha256, bytes}}``.
 
-    When ``dest`` already holds a complete unpack of this archive it is reused as is.
+    When ``dest`` already holds a complete unpack of these very archive bytes it is reused as
+    is; anything else there (another archive's files, a partial or damaged unpack) is replaced.
     """
-    marker = dest / MARKER
-    if marker.is_file():
-        try:
-            return json.loads(marker.read_text(encoding="utf-8"))["files"]
-        except (ValueError, KeyError):
-            pass
+    identity = {"archive_sha256": file_sha256(archive), "archive_bytes": archive.stat().st_size}
+    reused = _reusable(dest, identity)
+    if reused is not None:
+        return reused
     limits = limits or Limits()
-    budget = _Budget(archive.name, limits, archive.stat().st_size)
+    budget = _Budget(archive.name, limits, identity["archive_bytes"])
     from corpuskit.shards import remove_stale_siblings
 
     remove_stale_siblings(dest)  # the unpack folder of a process that was killed
@@ -188,10 +263,10 @@ def unpack(archive: Path, dest: Path, limits: Limits | None = None) -> Listing:
                 raise UnsafeArchive(f"{archive.name}: member {rel!r} appears twice; refused")
             files[rel] = {"sha256": digest, "bytes": size}
         (tmp / MARKER).write_text(
-            json.dumps({"archive": archive.name, "files": files}, sort_keys=True),
+            json.dumps({"archive": archive.name, **identity, "files": files}, sort_keys=True),
             encoding="utf-8",
         )
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
+    except _DAMAGED as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CorpuskitError(
             f"{archive.name} is damaged or truncated ({exc}); delete it and fetch again"

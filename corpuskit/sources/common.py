@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
+from urllib.parse import urlparse
 
 from filelock import FileLock
 
-from corpuskit.catalog import CorpusEntry
+# redact_url lives beside the catalog models (which redact what they dump); sources import it here.
+from corpuskit.catalog import CorpusEntry, redact_url
 from corpuskit.errors import CorpuskitError
 from corpuskit.faults import checkpoint
 
@@ -37,7 +38,6 @@ ENV_ALLOW_HTTP = "CORPUSKIT_ALLOW_HTTP"
 LOCK_NAME = "corpuskit-lock.json"
 SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
 _TRUE = {"1", "true", "yes", "on"}
-_SECRET_PARAMS = re.compile(r"(token|key|sig|signature|secret|password|auth|credential)", re.I)
 
 
 def env_true(name: str) -> bool:
@@ -47,18 +47,6 @@ def env_true(name: str) -> bool:
 def offline() -> bool:
     """``CORPUSKIT_OFFLINE=1`` or the Hub's own ``HF_HUB_OFFLINE=1``: use the cache only."""
     return env_true(ENV_OFFLINE) or env_true("HF_HUB_OFFLINE")
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for messages and manifests: no user:password, no token-like query values."""
-    parts = urlparse(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    query = urlencode(
-        [(k, "REDACTED" if _SECRET_PARAMS.search(k) else v) for k, v in parse_qsl(parts.query)]
-    )
-    return urlunparse(parts._replace(netloc=netloc, query=query))
 
 
 def check_user_url(url: str, what: str) -> str:
@@ -77,7 +65,9 @@ def check_user_url(url: str, what: str) -> str:
         )
     if parts.scheme in {"https", "file", "s3", "gs"}:
         return url
-    raise CorpuskitError(f"{what} {url!r} is not an https://, file://, s3:// or gs:// URL")
+    raise CorpuskitError(
+        f"{what} {redact_url(url)!r} is not an https://, file://, s3:// or gs:// URL"
+    )
 
 
 @dataclass
@@ -89,6 +79,7 @@ class FetchContext:
     mirror: str | None = None
     splits: list[str] | None = None
     locked: dict[str, Any] = field(default_factory=dict)
+    force: bool = False  # ``fetch --force``: download again even what the cache holds
 
     def __post_init__(self) -> None:
         mirror = self.mirror or os.environ.get(ENV_MIRROR) or None
@@ -158,40 +149,93 @@ def lock_path(root: Path) -> Path:
     return Path(env).expanduser() if env else root / LOCK_NAME
 
 
-def read_lock(root: Path) -> dict[str, Any]:
-    path = lock_path(root)
+LOCK_VERSION = 1
+
+
+def _damaged_lock(path: Path, what: str) -> CorpuskitError:
+    return CorpuskitError(
+        f"lock file {path} is damaged ({what}); restore it from version control, or delete it "
+        "and fetch again (a new one is written, pinning what is downloaded then)"
+    )
+
+
+def _check_lock_shape(data: Any, path: Path) -> dict[str, Any]:
+    """The parsed lock file if it has the shape ``update_lock`` writes; else a clear error."""
+    if not isinstance(data, dict):
+        raise _damaged_lock(path, f"a JSON {type(data).__name__}, not an object")
+    version = data.get("lock_version", LOCK_VERSION)
+    if version != LOCK_VERSION:
+        raise CorpuskitError(
+            f"lock file {path} has lock_version {version!r}, which this corpuskit does not "
+            f"understand (it writes {LOCK_VERSION}); upgrade corpuskit or use another lock file"
+        )
+    corpora = data.get("corpora", {})
+    if not isinstance(corpora, dict):
+        raise _damaged_lock(path, "'corpora' is not an object")
+    for name, pins in corpora.items():
+        if not isinstance(pins, dict):
+            raise _damaged_lock(path, f"the entry of {name!r} is not an object")
+        files = pins.get("files", {})
+        if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
+            raise _damaged_lock(path, f"'files' of {name!r} is not an object of objects")
+    return data
+
+
+def _load_lock(path: Path) -> dict[str, Any]:
+    """The whole lock file, checked; ``{}`` when there is none yet."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         return {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CorpuskitError(f"lock file {path} is unreadable ({exc}); fix or delete it") from None
-    return data.get("corpora", {}) if isinstance(data, dict) else {}
+    except OSError as exc:
+        raise CorpuskitError(
+            f"cannot read lock file {path} ({exc.strerror or exc}); it must be a readable file"
+        ) from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _damaged_lock(path, "not JSON" if raw.strip() else "empty") from None
+    return _check_lock_shape(data, path)
+
+
+def read_lock(root: Path) -> dict[str, Any]:
+    """What earlier fetches pinned, by corpus; a damaged lock file is an error, never ``{}``
+    (that would silently unpin every corpus)."""
+    return _load_lock(lock_path(root)).get("corpora", {})
 
 
 def update_lock(root: Path, corpus: str, resolved: dict[str, Any]) -> None:
-    """Record what a fetch resolved (revisions, versions, checksums); never credentials."""
+    """Record what a fetch resolved (revisions, versions, checksums); never credentials.
+
+    Atomic: the new file is written beside the old one, flushed to disk and renamed over it, so
+    a crash leaves the old or the new lock file, never a mix; a damaged lock file is an error
+    and is left as it is (the pins of other corpora in it are not thrown away).
+    """
     path = lock_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path.with_name(f".{path.name}.lock")), timeout=60):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            data = {}
+        data = _load_lock(path)
         corpora = data.setdefault("corpora", {})
         old = corpora.get(corpus)
         if isinstance(old, dict) and old.get("pin") == resolved.get("pin"):
             # A fetch of some splits only keeps what earlier fetches recorded for the others.
             resolved = {**resolved, "files": {**old.get("files", {}), **resolved.get("files", {})}}
         corpora[corpus] = resolved
-        data["lock_version"] = 1
+        data["lock_version"] = LOCK_VERSION
         from corpuskit.shards import remove_stale_siblings
 
         remove_stale_siblings(path)  # a killed writer's temporary file
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        checkpoint("lockfile.before_replace")
-        os.replace(tmp, path)
+        try:
+            with tmp.open("w", encoding="utf-8") as f:
+                f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            checkpoint("lockfile.before_replace")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def locked_sha256(locked: dict[str, Any], key: str, pin: Any) -> str | None:
