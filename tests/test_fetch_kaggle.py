@@ -92,10 +92,17 @@ def test_fetch_resolves_and_records_the_version(
     assert not any(KEY in b or base64.b64encode(f"{USER}:{KEY}".encode()).decode() in b
                    for b in blobs)
 
-    # The locked version is reused: a forced re-fetch asks no API (everything is cached).
-    monkeypatch.setenv("CORPUSKIT_KAGGLE_ENDPOINT", "http://127.0.0.1:9/api/v1")
-    again = api.fetch("qa-sample", catalog=[kaggle_catalog], progress=False, force=True)
+    # The locked version is reused: a forced re-fetch downloads the archive again but asks
+    # the API for no version.
+    archive = srv.routes["/storage/qa-sample-v3.zip"].body  # the bytes the lock file pinned
+    with LoopbackServer() as srv:
+        _fake_api(srv)
+        srv.routes["/storage/qa-sample-v3.zip"].body = archive
+        monkeypatch.setenv("CORPUSKIT_KAGGLE_ENDPOINT", srv.url + "/api/v1")
+        again = api.fetch("qa-sample", catalog=[kaggle_catalog], progress=False, force=True)
     assert again.documents == 3
+    assert not any("/datasets/view/" in s.path for s in srv.seen)
+    assert any("dataset_version_number=3" in s.path for s in srv.seen)
 
 
 def test_bearer_token_and_missing_credentials(

@@ -20,7 +20,6 @@ from typing import Any
 
 from corpuskit.catalog import CorpusEntry, GithubSource
 from corpuskit.errors import CorpuskitError
-from corpuskit.readers.archive import unpack
 from corpuskit.readers.code import language_of
 from corpuskit.sources.common import (
     FetchContext,
@@ -34,7 +33,7 @@ from corpuskit.sources.common import (
     match_any,
     redact_url,
 )
-from corpuskit.sources.http import download
+from corpuskit.sources.http import download, unpacked
 
 ENV_ENDPOINT = "CORPUSKIT_GITHUB_ENDPOINT"
 DEFAULT_ENDPOINT = "https://github.com"
@@ -82,9 +81,11 @@ def prepare(entry: CorpusEntry, ctx: FetchContext) -> Prepared:
     candidates = [url]
     if ctx.mirror:
         candidates.insert(0, f"{ctx.mirror.rstrip('/')}/{name}")
-    got = download(candidates, base / "github" / name, headers=_headers(), progress=ctx.progress)
-    target = base / "unpacked" / name
-    members = unpack(got.path, target)
+    got = download(
+        candidates, base / "github" / name, headers=_headers(), progress=ctx.progress,
+        force=ctx.force,
+    )
+    target, members = unpacked(got.path, got.sha256, base, name, ctx.force)
     selected: dict[str, str] = {}
     local: list[LocalFile] = []
     too_big = 0

@@ -38,6 +38,7 @@ from corpuskit.sources.http import (
     NetworkError,
     NotAvailable,
     NotCached,
+    cache_path,
     download,
     prepare_files,
 )
@@ -98,6 +99,7 @@ def _hub_files(entry: CorpusEntry, source: HfSource, ctx: FetchContext) -> Prepa
             size=spec.bytes,
             headers=headers,
             progress=ctx.progress,
+            force=ctx.force,
         )
         resolved[spec.path] = {"sha256": got.sha256, "bytes": got.bytes}
         urls.append(redact_url(got.url))
@@ -125,7 +127,9 @@ def prepare(entry: CorpusEntry, ctx: FetchContext) -> Prepared:
             file=sys.stderr,
         )
         fallback_lock = ctx.locked.get("fallback", {})
-        sub = FetchContext(ctx.root, ctx.progress, ctx.mirror, ctx.splits, fallback_lock)
+        sub = FetchContext(
+            ctx.root, ctx.progress, ctx.mirror, ctx.splits, fallback_lock, force=ctx.force
+        )
         prepared = prepare_files(entry, source.fallback, sub, pin="fallback")
         prepared.resolved = {"source": "hf-fallback", "pin": source.revision,
                              "fallback": {**prepared.resolved, "source": "http"}}
@@ -135,8 +139,8 @@ def prepare(entry: CorpusEntry, ctx: FetchContext) -> Prepared:
 def _fallback_cached(entry: CorpusEntry, ctx: FetchContext) -> bool:
     source = entry.source
     assert isinstance(source, HfSource) and source.fallback is not None
-    base = ctx.downloads(entry.name) / "files"
-    return all((base / f.name).is_file() for f in source.fallback.files)
+    base = ctx.downloads(entry.name)
+    return all(cache_path(base, f).is_file() for f in source.fallback.files)
 
 
 def iter_documents(entry: CorpusEntry, prepared: Prepared) -> Iterator[dict[str, Any]]:

@@ -1,37 +1,55 @@
 """Downloads over HTTP(S) (and any fsspec URL), and the ``http`` source type.
 
 ``download`` is what every remote source uses. It streams into ``<name>.part`` beside the
-destination, resumes an interrupted transfer with a ``Range`` request, retries 5xx answers,
-connection resets, truncated bodies and timeouts with exponential backoff, checks the size and
-sha256, and only then renames the file into place: a file under its final name in the download
-cache is always complete and verified. A checksum mismatch deletes the bytes, so nothing wrong is
-ever cached as valid.
+destination and renames it into place only once complete and verified (size, sha256): a file
+under its final name in the download cache is always whole. A checksum mismatch deletes the
+bytes, so nothing wrong is ever cached as valid.
 
-Retries, backoff and timeouts come from ``CORPUSKIT_HTTP_RETRIES`` (5), ``CORPUSKIT_HTTP_BACKOFF``
-(1.0 s, doubled each time, capped at 30 s) and ``CORPUSKIT_HTTP_TIMEOUT`` (30 s).
+A resume never stitches two versions of a file. The validator of the answer that started the
+``.part`` (a strong ``ETag``, else ``Last-Modified``) is kept beside it in
+``<name>.validator.part``; a resume sends ``Range`` with ``If-Range``, a ``200`` answer restarts
+from zero, and a ``206`` that does not continue the same file (its ``Content-Range`` start or
+total, ``ETag`` or ``Last-Modified`` differ) is thrown away. Without a validator a partial file
+is resumed only when a sha256 (the catalog's or the lock file's) will check the result, and a
+resumed file that fails it is downloaded once more from zero; otherwise every retry restarts.
+
+Transient faults (5xx, 429, resets, timeouts, truncated bodies) are retried with exponential
+backoff: at most ``CORPUSKIT_HTTP_RETRIES`` (5) retries per URL, counted whether or not an
+attempt made progress, within ``CORPUSKIT_HTTP_MAX_TIME`` (21600 s) per file. The backoff starts
+at ``CORPUSKIT_HTTP_BACKOFF`` (1.0 s, doubled each time, capped at 30 s); every connect and read
+waits at most ``CORPUSKIT_HTTP_TIMEOUT`` (30 s). A host name that does not resolve is not
+transient: it fails at once, with the hint about ``--mirror`` and offline mode.
+
+The http source caches each file under a hash of its URL and unpacks each archive into a folder
+named after its sha256, so a changed URL or archive is never served from an older copy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
+import socket
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 import requests
 from tqdm.auto import tqdm
+from urllib3 import exceptions as urllib3_errors
 
 from corpuskit import __version__
-from corpuskit.catalog import CorpusEntry, HttpSource
+from corpuskit.catalog import CorpusEntry, HttpSource, RemoteFile
 from corpuskit.errors import CorpuskitError
 from corpuskit.faults import checkpoint
-from corpuskit.readers.archive import is_archive, unpack
+from corpuskit.readers.archive import MARKER, Listing, is_archive, unpack
 from corpuskit.sources.common import (
     ENV_MIRROR,
+    ENV_OFFLINE,
     FetchContext,
     LocalFile,
     Prepared,
@@ -54,6 +72,10 @@ USER_AGENT = (
 _CHUNK = 1 << 20
 _STREAM_CHUNK = 1 << 16  # small, so a broken connection loses little of what it had sent
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
+ENV_RETRIES = "CORPUSKIT_HTTP_RETRIES"
+ENV_TIMEOUT = "CORPUSKIT_HTTP_TIMEOUT"
+ENV_BACKOFF = "CORPUSKIT_HTTP_BACKOFF"
+ENV_MAX_TIME = "CORPUSKIT_HTTP_MAX_TIME"
 
 
 class NotAvailable(CorpuskitError):
@@ -72,6 +94,10 @@ class NetworkError(CorpuskitError):
     """The server could not be reached, or kept failing, after every retry."""
 
 
+class HostNotFound(NetworkError):
+    """The host name does not resolve: no network, or a wrong name. Never retried."""
+
+
 @dataclass
 class Downloaded:
     path: Path
@@ -81,11 +107,61 @@ class Downloaded:
     cached: bool
 
 
-def _env_number(name: str, default: float) -> float:
+# -- settings ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The download limits, from the environment (validated: a bad value is one clear line)."""
+
+    retries: int = 5
+    timeout: float = 30.0
+    backoff: float = 1.0
+    max_time: float = 21600.0
+
+
+def _env_value(name: str, default: float, *, positive: bool, whole: bool = False) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
     try:
-        return float(os.environ.get(name, default))
+        value = float(raw)
     except ValueError:
-        raise CorpuskitError(f"{name} must be a number") from None
+        value = math.nan
+    if (
+        not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+        or (whole and not value.is_integer())
+    ):
+        want = (
+            "a whole number >= 0" if whole
+            else "a number of seconds > 0" if positive
+            else "a number of seconds >= 0"
+        )
+        raise CorpuskitError(f"{name}={raw!r} is not valid: set it to {want}, or unset it")
+    return value
+
+
+def http_settings() -> HttpSettings:
+    """``CORPUSKIT_HTTP_RETRIES``, ``_TIMEOUT``, ``_BACKOFF`` and ``_MAX_TIME``, checked."""
+    d = HttpSettings()
+    return HttpSettings(
+        retries=int(_env_value(ENV_RETRIES, d.retries, positive=False, whole=True)),
+        timeout=_env_value(ENV_TIMEOUT, d.timeout, positive=True),
+        backoff=_env_value(ENV_BACKOFF, d.backoff, positive=False),
+        max_time=_env_value(ENV_MAX_TIME, d.max_time, positive=True),
+    )
+
+
+def _delay(settings: HttpSettings, attempt: int, retry_after: str | None) -> float:
+    delay = min(settings.backoff * 2**attempt, 30.0)
+    if retry_after and retry_after.isdigit():
+        delay = min(max(delay, float(retry_after)), 60.0)
+    return delay
+
+
+# -- verification ------------------------------------------------------------------------------
 
 
 def sha256_file(path: Path) -> str:
@@ -115,12 +191,247 @@ def _verify(
     return digest
 
 
-def _sleep(attempt: int, retry_after: str | None = None) -> None:
-    base = _env_number("CORPUSKIT_HTTP_BACKOFF", 1.0)
-    delay = min(base * 2**attempt, 30.0)
-    if retry_after and retry_after.isdigit():
-        delay = min(max(delay, float(retry_after)), 60.0)
-    time.sleep(delay)
+# -- the partial file and its validator --------------------------------------------------------
+
+
+@dataclass
+class _Validator:
+    """What identifies the version of the file a ``.part`` holds the start of."""
+
+    url: str  # redacted: files on disk never hold credentials
+    etag: str | None = None  # strong ETags only: If-Range does not accept weak ones
+    last_modified: str | None = None
+    total: int | None = None
+
+    @classmethod
+    def of(cls, resp: requests.Response, url: str, total: int | None) -> _Validator:
+        etag = resp.headers.get("ETag")
+        strong = etag if etag and not etag.startswith("W/") else None
+        return cls(redact_url(url), strong, resp.headers.get("Last-Modified"), total)
+
+    def if_range(self) -> str | None:
+        return self.etag or self.last_modified
+
+    def continues(self, resp: requests.Response, total: int | None) -> bool:
+        """False when a partial answer says it belongs to another version of the file."""
+        etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
+        return not (
+            (self.etag and etag and etag != self.etag)
+            or (self.last_modified and modified and modified != self.last_modified)
+            or (self.total is not None and total is not None and total != self.total)
+        )
+
+
+def _validator_file(part: Path) -> Path:
+    """``<name>.validator.part``: ends in ``.part`` so that it counts as debris, as the part."""
+    return part.with_name(part.name.removesuffix(".part") + ".validator.part")
+
+
+def _read_validator(part: Path) -> _Validator | None:
+    try:
+        data = json.loads(_validator_file(part).read_text(encoding="utf-8"))
+        return _Validator(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_validator(part: Path, validator: _Validator) -> None:
+    _validator_file(part).write_text(json.dumps(asdict(validator)), encoding="utf-8")
+
+
+def _drop_partial(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _validator_file(part).unlink(missing_ok=True)
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``bytes 100-199/1000`` → (100, 1000); (None, None) when absent or malformed."""
+    try:
+        unit, _, rest = (value or "").partition(" ")
+        span, _, total = rest.partition("/")
+        if unit != "bytes":
+            return None, None
+        return int(span.split("-")[0]), (None if total == "*" else int(total))
+    except ValueError:
+        return None, None
+
+
+def _total_size(resp: requests.Response, offset: int) -> int | None:
+    length = resp.headers.get("Content-Length")
+    if resp.headers.get("Content-Encoding") or length is None or not length.isdigit():
+        return None
+    return offset + int(length)
+
+
+# -- one URL, with retries ---------------------------------------------------------------------
+
+
+class _Retry(Exception):
+    """One attempt failed in a way worth another (a 5xx, a 416, a partial answer refused)."""
+
+    def __init__(self, reason: str, retry_after: str | None = None):
+        super().__init__(reason)
+        self.reason, self.retry_after = reason, retry_after
+
+
+@dataclass
+class _Transfer:
+    """The download of one file from one URL into ``part``: what may be resumed, and how."""
+
+    url: str
+    part: Path
+    headers: Mapping[str, str]
+    size: int | None
+    checked: bool  # a sha256 will check the result: a part without validator may be resumed
+    settings: HttpSettings
+    deadline: float
+    bar: Any
+    stitched: bool = False  # the file holds bytes of more than one answer
+
+    def resume_point(self) -> tuple[int, _Validator | None]:
+        """How many bytes of ``part`` may be kept, and the validator to send with the rest."""
+        have = self.part.stat().st_size if self.part.exists() else 0
+        validator = _read_validator(self.part) if have else None
+        if validator is not None and validator.url != redact_url(self.url):
+            validator = None  # another URL's part: its bytes may be of another file
+            have = 0
+        elif have and not (validator and validator.if_range()) and not self.checked:
+            have = 0  # nothing could confirm that the rest belongs to the same version
+        if have == 0 and self.part.exists():
+            _drop_partial(self.part)
+            self.bar.reset(total=self.size)
+        return have, validator
+
+    def complete(self) -> bool:
+        """A part of the expected size whose version is known (killed before its rename)."""
+        if self.size is None or not self.part.is_file() or self.part.stat().st_size != self.size:
+            return False
+        validator = _read_validator(self.part)
+        return self.checked or (validator is not None and validator.url == redact_url(self.url))
+
+    def attempt(self, session: requests.Session) -> None:
+        have, validator = self.resume_point()
+        request_headers = dict(self.headers)
+        if have:
+            request_headers["Range"] = f"bytes={have}-"
+            if validator is not None and validator.if_range():
+                request_headers["If-Range"] = str(validator.if_range())
+        timeout = self.settings.timeout
+        with session.get(
+            self.url, headers=request_headers, stream=True, timeout=(timeout, timeout)
+        ) as resp:
+            self._check_status(resp, have)
+            offset = self._accept_partial(resp, have, validator) if resp.status_code == 206 else 0
+            self._receive(resp, offset)
+
+    def _check_status(self, resp: requests.Response, have: int) -> None:
+        status, url = resp.status_code, redact_url(self.url)
+        if status in (404, 410):
+            raise NotAvailable(f"{url}: not found (HTTP {status})")
+        if status in (401, 403):
+            raise NotAvailable(
+                f"{url}: access refused (HTTP {status}); check the credentials or whether the "
+                "file is public"
+            )
+        if status == 416 and have:
+            _drop_partial(self.part)  # our part is at least as long as the file: start over
+            raise _Retry("HTTP 416 (range not satisfiable)")
+        if status in _RETRY_STATUS:
+            raise _Retry(f"HTTP {status}", resp.headers.get("Retry-After"))
+        if status >= 400:
+            raise NetworkError(f"{url}: HTTP {status}")
+
+    def _accept_partial(
+        self, resp: requests.Response, have: int, validator: _Validator | None
+    ) -> int:
+        """The offset a 206 continues at; refuses one that does not continue our part."""
+        start, total = _content_range(resp.headers.get("Content-Range"))
+        if start != have or (have and validator is not None and not validator.continues(
+            resp, total
+        )):
+            _drop_partial(self.part)
+            self.bar.reset(total=self.size)
+            raise _Retry("a partial answer that did not continue the same file")
+        return have
+
+    def _receive(self, resp: requests.Response, offset: int) -> None:
+        total = _total_size(resp, offset)
+        if offset == 0:
+            self.bar.reset(total=total if total is not None else self.size)
+        elif total is not None:
+            self.bar.total = total
+        got = offset
+        # Truncate first, then record the new version: a kill between the two leaves an empty
+        # part (restarted), never old bytes under a new validator.
+        self.stitched = offset > 0  # a part restarted from zero holds one answer only
+        with self.part.open("ab" if offset else "wb") as out:
+            if not offset:
+                _write_validator(self.part, _Validator.of(resp, self.url, total))
+            for chunk in _body(resp):
+                out.write(chunk)
+                got += len(chunk)
+                self.bar.update(len(chunk))
+                checkpoint("download.chunk")
+                if self.size is not None and got > self.size:
+                    _drop_partial(self.part)
+                    raise ChecksumMismatch(
+                        f"{self.part.name.removesuffix('.part')} from {redact_url(self.url)} "
+                        f"has over {got - 1:,} bytes, expected {self.size:,}; the file was deleted"
+                    )
+                if time.monotonic() > self.deadline:
+                    raise self.out_of_time("still receiving")
+        if total is not None and got < total:
+            raise requests.exceptions.ChunkedEncodingError(
+                f"body ended at {got:,} of {total:,} bytes"
+            )
+
+    def out_of_time(self, last_error: str) -> NetworkError:
+        return NetworkError(
+            f"cannot download {redact_url(self.url)}: {last_error}, and "
+            f"{ENV_MAX_TIME}={self.settings.max_time:g} s are spent; fetch again to resume, "
+            "or raise the limit"
+        )
+
+
+def _body(resp: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives, at most 64 KiB at a time (``iter_content`` waits for full
+    chunks, so a trickle would escape the time limit), urllib3's errors as requests' own."""
+    raw = resp.raw
+    try:
+        while chunk := raw.read1(_STREAM_CHUNK, decode_content=True):
+            yield chunk
+    except urllib3_errors.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from None
+    except urllib3_errors.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from None
+    except urllib3_errors.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from None
+    except urllib3_errors.HTTPError as exc:  # ProtocolError: IncompleteRead, reset, ...
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
+
+
+def _is_dns_failure(exc: BaseException) -> bool:
+    """True when a connection error comes from a host name that does not resolve."""
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo:
+        err = todo.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, (urllib3_errors.NameResolutionError, socket.gaierror)):
+            return True
+        linked = (getattr(err, "reason", None), err.__cause__, err.__context__, *err.args)
+        todo += [e for e in linked if isinstance(e, BaseException)]
+    return False
+
+
+_TRANSIENT = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 def _stream_http(
@@ -131,101 +442,56 @@ def _stream_http(
     size: int | None,
     progress: bool,
     desc: str,
-) -> None:
-    """Fill ``part`` with the body of ``url``, resuming and retrying; raises when it gives up."""
-    retries = int(_env_number("CORPUSKIT_HTTP_RETRIES", 5))
-    timeout = _env_number("CORPUSKIT_HTTP_TIMEOUT", 30.0)
-    failures = 0
-    last_error = "no attempt made"
+    checked: bool = False,
+    settings: HttpSettings | None = None,
+) -> bool:
+    """Fill ``part`` with the body of ``url``, resuming and retrying; raises when it gives up.
+
+    Returns True when the result was stitched from more than one answer (then a failed
+    checksum may mean two versions, and the caller downloads once more from zero).
+    """
+    settings = settings or http_settings()
+    started = time.monotonic()
     bar = tqdm(
         total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
         disable=not progress, leave=False, initial=part.stat().st_size if part.exists() else 0,
     )
+    job = _Transfer(url, part, headers, size, checked, settings, started + settings.max_time, bar)
+    attempts, last_error = 0, "no attempt made"
     try:
+        if job.complete():
+            return False
         with requests.Session() as session:
             session.headers["User-Agent"] = USER_AGENT
             # Byte offsets for Range must be those of the stored file, not of a decoded body.
             session.headers["Accept-Encoding"] = "identity"
             while True:
-                have = part.stat().st_size if part.exists() else 0
-                if size is not None and have == size:
-                    return
-                request_headers = dict(headers)
-                if have:
-                    request_headers["Range"] = f"bytes={have}-"
-                made_progress = False
+                attempts += 1
+                retry_after = None
                 try:
-                    with session.get(
-                        url, headers=request_headers, stream=True, timeout=(timeout, timeout)
-                    ) as resp:
-                        status = resp.status_code
-                        if status in (404, 410):
-                            raise NotAvailable(f"{redact_url(url)}: not found (HTTP {status})")
-                        if status in (401, 403):
-                            raise NotAvailable(
-                                f"{redact_url(url)}: access refused (HTTP {status}); check the "
-                                "credentials or whether the file is public"
-                            )
-                        if status == 416 and have:
-                            # Our part is at least as long as the file: start over once.
-                            part.unlink()
-                            bar.reset(total=size)
-                            failures += 1
-                            last_error = "HTTP 416 (range not satisfiable)"
-                        elif status in _RETRY_STATUS:
-                            last_error = f"HTTP {status}"
-                            failures += 1
-                            if failures > retries:
-                                break
-                            _sleep(failures - 1, resp.headers.get("Retry-After"))
-                            continue
-                        elif status >= 400:
-                            raise NetworkError(f"{redact_url(url)}: HTTP {status}")
-                        else:
-                            mode = "ab" if (status == 206 and have) else "wb"
-                            if mode == "wb" and have:
-                                bar.reset(total=size)
-                            total = _total_size(resp, have if mode == "ab" else 0)
-                            if total is not None and bar.total != total:
-                                bar.total = total
-                            with part.open(mode) as out:
-                                for chunk in resp.iter_content(_STREAM_CHUNK):
-                                    out.write(chunk)
-                                    bar.update(len(chunk))
-                                    made_progress = True
-                                    checkpoint("download.chunk")
-                            got = part.stat().st_size
-                            if total is not None and got < total:
-                                raise requests.exceptions.ChunkedEncodingError(
-                                    f"body ended at {got:,} of {total:,} bytes"
-                                )
-                            return
-                except (
-                    requests.exceptions.ConnectionError,
-                    requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ContentDecodingError,
-                ) as exc:
+                    job.attempt(session)
+                    return job.stitched
+                except _Retry as exc:
+                    last_error, retry_after = exc.reason, exc.retry_after
+                except _TRANSIENT as exc:
+                    if _is_dns_failure(exc):
+                        host = urlparse(url).hostname
+                        raise HostNotFound(
+                            f"{redact_url(url)}: host {host} not found (no network, or a wrong "
+                            "host name)"
+                        ) from None
                     last_error = _describe(exc)
-                    failures = 0 if made_progress else failures + 1
-                    if failures > retries:
-                        break
-                    _sleep(max(failures - 1, 0))
-                    continue
-                if failures > retries:
+                if attempts > settings.retries:
                     break
+                delay = _delay(settings, attempts - 1, retry_after)
+                if time.monotonic() + delay > job.deadline:
+                    raise job.out_of_time(last_error)
+                time.sleep(delay)
     finally:
         bar.close()
     raise NetworkError(
-        f"cannot download {redact_url(url)}: {last_error} after {retries + 1} attempts"
+        f"cannot download {redact_url(url)}: {last_error} after {attempts} attempts"
     )
-
-
-def _total_size(resp: requests.Response, offset: int) -> int | None:
-    length = resp.headers.get("Content-Length")
-    if resp.headers.get("Content-Encoding") or length is None or not length.isdigit():
-        return None
-    return offset + int(length)
 
 
 def _describe(exc: Exception) -> str:
@@ -263,6 +529,49 @@ def _copy_fsspec(url: str, part: Path, progress: bool, desc: str) -> None:
         ) from None
 
 
+# -- many URLs, one verified file --------------------------------------------------------------
+
+
+def _fetch_verified(
+    url: str,
+    part: Path,
+    name: str,
+    *,
+    sha256: str | None,
+    size: int | None,
+    headers: Mapping[str, str],
+    progress: bool,
+    settings: HttpSettings,
+) -> str:
+    """Download ``url`` into ``part`` and verify it; returns its sha256."""
+    desc = name if len(name) < 40 else "…" + name[-39:]
+    if urlparse(url).scheme not in ("http", "https"):
+        _copy_fsspec(url, part, progress, desc)
+        stitched = False
+    else:
+        stitched = _stream_http(
+            url, part, headers=headers, size=size, progress=progress, desc=desc,
+            checked=sha256 is not None, settings=settings,
+        )
+    try:
+        return _verify(part, sha256, size, url, name)
+    except ChecksumMismatch:
+        _drop_partial(part)
+        if not stitched:
+            raise
+    # A resumed file that fails its checksum may be two versions stitched: once more, whole,
+    # resuming only where the server confirms the version.
+    _stream_http(
+        url, part, headers=headers, size=size, progress=progress, desc=desc, checked=False,
+        settings=settings,
+    )
+    try:
+        return _verify(part, sha256, size, url, name)
+    except ChecksumMismatch:
+        _drop_partial(part)
+        raise
+
+
 def download(
     urls: list[str],
     dest: Path,
@@ -271,64 +580,86 @@ def download(
     size: int | None = None,
     headers: Mapping[str, str] | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> Downloaded:
     """Make ``dest`` a verified copy of the file at the first URL that serves it.
 
-    A complete, verified ``dest`` is reused without any request. In offline mode nothing is
-    requested at all. ``headers`` (credentials) are sent only to these URLs; ``requests`` drops
+    A complete, verified ``dest`` is reused without any request, unless ``force`` (``fetch
+    --force``): then it is downloaded again and replaces ``dest`` only once verified. In
+    offline mode nothing is requested at all (``force`` then re-verifies the cached file).
+    ``headers`` (credentials) are sent only to these URLs; ``requests`` drops
     ``Authorization`` on a redirect to another host, and no header ever appears in a message.
     """
-    if dest.is_file():
+    part = dest.with_name(dest.name + ".part")
+    if dest.is_file() and (not force or offline()):
         try:
             digest = _verify(dest, sha256, size, "the download cache")
+            _drop_partial(part)  # debris of a run killed right after its rename
             return Downloaded(dest, urls[0], digest, dest.stat().st_size, True)
         except ChecksumMismatch:
             dest.unlink()
     if offline():
         raise NotCached(
-            f"offline mode (CORPUSKIT_OFFLINE or HF_HUB_OFFLINE) and {dest.name} is not cached "
+            f"offline mode ({ENV_OFFLINE} or HF_HUB_OFFLINE) and {dest.name} is not cached "
             f"at {dest}; fetch it once online, copy it there, or unset offline mode"
         )
+    settings = http_settings()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    if force:
+        _drop_partial(part)  # really from the server, not from an earlier partial download
     failures: list[CorpuskitError] = []
+    unresolved: set[str] = set()
     for url in urls:
-        desc = dest.name if len(dest.name) < 40 else "…" + dest.name[-39:]
+        host = urlparse(url).hostname
+        if host and host in unresolved:
+            continue  # one failed lookup per host is enough
         try:
-            if urlparse(url).scheme in ("http", "https"):
-                _stream_http(
-                    url, part, headers=headers or {}, size=size, progress=progress, desc=desc
-                )
-            else:
-                _copy_fsspec(url, part, progress, desc)
-            try:
-                digest = _verify(part, sha256, size, url, dest.name)
-            except ChecksumMismatch:
-                part.unlink(missing_ok=True)
-                raise
+            digest = _fetch_verified(
+                url, part, dest.name, sha256=sha256, size=size, headers=headers or {},
+                progress=progress, settings=settings,
+            )
             checkpoint("download.verified")
+            _validator_file(part).unlink(missing_ok=True)
             os.replace(part, dest)
             checkpoint("download.renamed")
             return Downloaded(dest, url, digest, dest.stat().st_size, False)
         except requests.RequestException as exc:  # redirects loops, bad URLs...
             failures.append(NetworkError(f"{redact_url(url)}: {_describe(exc)}"))
-            part.unlink(missing_ok=True)
+            _drop_partial(part)
         except OSError as exc:  # disk full, permissions: not the network's fault
-            part.unlink(missing_ok=True)
+            _drop_partial(part)
             raise CorpuskitError(
                 f"cannot write {part}: {exc.strerror or exc}; free space or fix permissions"
             ) from None
         except (NotAvailable, NetworkError, ChecksumMismatch) as exc:
             failures.append(exc)
+            if isinstance(exc, HostNotFound) and host:
+                unresolved.add(host)
             if len(urls) > 1 or urlparse(url).scheme not in ("http", "https"):
-                part.unlink(missing_ok=True)  # the next URL may serve other bytes: no mixing
-    hint = (
-        f"; use --mirror URL or {ENV_MIRROR} to fetch from a mirror, or copy a verified file to "
-        f"{dest}"
-    )
-    kinds = {type(e) for e in failures}
-    kind = next((k for k in (ChecksumMismatch, NetworkError) if k in kinds), NotAvailable)
-    raise kind("; ".join(str(e) for e in failures) + hint)
+                _drop_partial(part)  # the next URL may serve other bytes: no mixing
+    raise _gave_up(failures, dest)
+
+
+def _gave_up(failures: list[CorpuskitError], dest: Path) -> CorpuskitError:
+    """One error for every URL tried, with what the user can do about it."""
+    if any(isinstance(e, HostNotFound) for e in failures):
+        hint = (
+            f"; without network, use --mirror URL (or {ENV_MIRROR}) for a reachable mirror, or "
+            f"{ENV_OFFLINE}=1 to work from the download cache (copy a verified file to {dest})"
+        )
+    else:
+        hint = (
+            f"; use --mirror URL or {ENV_MIRROR} to fetch from a mirror, or copy a verified "
+            f"file to {dest}"
+        )
+    kind: type[CorpuskitError] = NotAvailable
+    if any(isinstance(e, ChecksumMismatch) for e in failures):
+        kind = ChecksumMismatch
+    elif failures and all(isinstance(e, HostNotFound) for e in failures):
+        kind = HostNotFound
+    elif any(isinstance(e, NetworkError) for e in failures):
+        kind = NetworkError
+    return kind("; ".join(str(e) for e in failures) + hint)
 
 
 def mirrored(url: str, name: str, mirror: str | None, mirrors: list[str]) -> list[str]:
@@ -339,6 +670,36 @@ def mirrored(url: str, name: str, mirror: str | None, mirrors: list[str]) -> lis
     out.append(url)
     out += [m.rstrip("/") + "/" + name for m in mirrors]
     return list(dict.fromkeys(out))
+
+
+# -- the download cache and unpacked archives ---------------------------------------------------
+
+
+def cache_path(base: Path, spec: RemoteFile) -> Path:
+    """``<base>/files/<hash of the URL>/<name>``: two URLs never share a cached file (files of
+    the same name, or a catalog whose URL changed, would otherwise be served the old bytes).
+    Credentials (``user:pass@``) are left out of the hash; the query is not."""
+    assert spec.url is not None
+    parts = urlparse(spec.url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    key = hashlib.sha256(urlunparse(parts._replace(netloc=netloc)).encode()).hexdigest()[:16]
+    return base / "files" / key / spec.name
+
+
+def unpacked(
+    archive: Path, sha256: str, base: Path, name: str, force: bool
+) -> tuple[Path, Listing]:
+    """Unpack ``archive`` into ``<base>/unpacked/<name>-<sha256[:16]>`` (once) and list it.
+
+    Named after the archive's bytes, so a changed archive of the same name is unpacked afresh
+    instead of serving the old folder; ``force`` unpacks again (the folder is replaced only
+    once the new unpack is complete)."""
+    target = base / "unpacked" / f"{name}-{sha256[:16]}"
+    if force:
+        (target / MARKER).unlink(missing_ok=True)
+    return target, unpack(archive, target)
 
 
 # -- the http source type ----------------------------------------------------------------------
@@ -353,6 +714,15 @@ def metadata_columns(entry: CorpusEntry) -> list[str]:
     return _metadata_columns(entry)
 
 
+def _locked_sha256(locked: dict[str, Any], spec: RemoteFile, pin: Any) -> str | None:
+    """The lock file's sha256 for this file, unless it was recorded for another URL."""
+    assert spec.url is not None
+    recorded = locked.get("files", {}).get(spec.name) if isinstance(locked, dict) else None
+    if isinstance(recorded, dict) and recorded.get("url") not in (None, redact_url(spec.url)):
+        return None  # the catalog now names another URL: the old pin says nothing about it
+    return locked_sha256(locked, spec.name, pin)
+
+
 def prepare_files(
     entry: CorpusEntry, source: HttpSource, ctx: FetchContext, pin: Any = None
 ) -> Prepared:
@@ -361,28 +731,29 @@ def prepare_files(
     resolved_files: dict[str, Any] = {}
     urls_used: list[str] = []
     local: list[LocalFile] = []
-    locked = ctx.locked
     for spec in source.files:
         assert spec.url is not None
         name = spec.name
-        expected = spec.sha256 or locked_sha256(locked, name, pin)
         got = download(
-            mirrored(spec.url, name.rsplit("/", 1)[-1], ctx.mirror, source.mirrors),
-            base / "files" / name,
-            sha256=expected,
+            mirrored(spec.url, name, ctx.mirror, source.mirrors),
+            cache_path(base, spec),
+            sha256=spec.sha256 or _locked_sha256(ctx.locked, spec, pin),
             size=spec.bytes,
             progress=ctx.progress,
+            force=ctx.force,
         )
-        resolved_files[name] = {"sha256": got.sha256, "bytes": got.bytes}
+        resolved_files[name] = {
+            "sha256": got.sha256, "bytes": got.bytes, "url": redact_url(spec.url)
+        }
         urls_used.append(redact_url(got.url))
         if is_archive(got.path):
-            members = unpack(got.path, base / "unpacked" / name)
+            target, members = unpacked(got.path, got.sha256, base, name, ctx.force)
             for rel in sorted(members):
                 if source.globs is not None and not match_any(rel, source.globs):
                     continue
                 split = spec.split or infer_split(rel)
                 if ctx.wants(split):
-                    local.append(LocalFile(base / "unpacked" / name / rel, rel, split))
+                    local.append(LocalFile(target / rel, rel, split))
         else:
             split = spec.split or infer_split(name)
             if ctx.wants(split):

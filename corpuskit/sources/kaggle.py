@@ -26,7 +26,6 @@ import requests
 
 from corpuskit.catalog import CorpusEntry, KaggleSource
 from corpuskit.errors import CorpuskitError
-from corpuskit.readers.archive import unpack
 from corpuskit.sources.common import (
     FetchContext,
     LocalFile,
@@ -42,7 +41,7 @@ from corpuskit.sources.common import (
     redact_url,
 )
 from corpuskit.sources.common import metadata_columns as _metadata_columns
-from corpuskit.sources.http import USER_AGENT, download
+from corpuskit.sources.http import USER_AGENT, download, unpacked
 
 ENV_ENDPOINT = "CORPUSKIT_KAGGLE_ENDPOINT"
 DEFAULT_ENDPOINT = "https://www.kaggle.com/api/v1"
@@ -147,7 +146,7 @@ def prepare(entry: CorpusEntry, ctx: FetchContext) -> Prepared:
     name = f"{owner}-{slug}-v{version}.zip"
     base = ctx.downloads(entry.name)
     dest = base / "kaggle" / name
-    if not dest.is_file() and not offline() and not headers:
+    if (ctx.force or not dest.is_file()) and not offline() and not headers:
         headers = auth_header()
     url = f"{endpoint()}/datasets/download/{source.dataset}?dataset_version_number={version}"
     got = download(
@@ -156,13 +155,14 @@ def prepare(entry: CorpusEntry, ctx: FetchContext) -> Prepared:
         sha256=locked_sha256(ctx.locked, name, version),
         headers=headers,
         progress=ctx.progress,
+        force=ctx.force,
     )
     local: list[LocalFile] = []
     from zipfile import is_zipfile
 
     if is_zipfile(got.path):
-        target = base / "unpacked" / name
-        for rel in sorted(unpack(got.path, target)):
+        target, members = unpacked(got.path, got.sha256, base, name, ctx.force)
+        for rel in sorted(members):
             if match_any(rel, source.files):
                 split = infer_split(rel)
                 if ctx.wants(split):
