@@ -226,12 +226,14 @@ def train(
     resume: str | None = None,
     progress: bool = True,
     log: Any = print,
+    init: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train a language model on a corpus's newest token build (or a build folder).
 
     ``resume`` names an interrupted run (name, folder or ``latest``): it continues from its last
     checkpoint on the build it was started on, and ends with the same weights as an
     uninterrupted run. ``overrides`` may then change only the run length, intervals and device.
+    ``init`` (a transformers GPT-2 folder) starts a new gpt run from its weights and shape.
     """
     from corpuskit.train import TrainConfig
     from corpuskit.train import train as run_training
@@ -255,6 +257,10 @@ def train(
         config = TrainConfig.from_preset(
             model, preset, config_file=config_file, overrides=list(overrides)
         )
+        if init is not None:  # start from a transformers GPT-2 checkpoint (train/hf_model.py)
+            from corpuskit.train.hf_model import init_config
+
+            config = init_config(config, init, build_dir)
     except ValueError as exc:
         raise CorpuskitError(str(exc)) from None
     base = run_name or re.sub(r"[^A-Za-z0-9._-]+", "-", f"{build_dir.parent.name}-{model}-{preset}")
@@ -277,6 +283,24 @@ def evaluate(
     from corpuskit.train import evaluate as run_evaluate
 
     return run_evaluate(resolve_run(run, data_root(data_dir)), split)
+
+
+def evaluate_hf(
+    model: str | os.PathLike[str],
+    build: str,
+    split: str = "val",
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    stride: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """A local transformers causal LM on a build's split (see corpuskit/train/hf_model.py)."""
+    from corpuskit.train.hf_model import evaluate_hf as run_evaluate_hf
+
+    root = data_root(data_dir)
+    return run_evaluate_hf(model, resolve_build(build, root), root, split, stride=stride,
+                           device=device, progress=progress)
 
 
 def compare(
@@ -368,8 +392,14 @@ def export(
     """Write a build's documents and token ids as Hugging Face datasets under ``out``."""
     from corpuskit.export import export_hf
 
+    if to == "transformers":  # ``build`` names a gpt run here: the model leaves, not the data
+        from corpuskit.transformers_export import export_transformers
+
+        root = data_root(data_dir)
+        return export_transformers(resolve_run(build, root), Path(out), root=root,
+                                   overwrite=overwrite)
     if to != "hf":
-        raise CorpuskitError(f"unknown export format {to!r}; supported: hf")
+        raise CorpuskitError(f"unknown export format {to!r}; supported: hf, transformers")
     root = data_root(data_dir)
     return export_hf(resolve_build(build, root), root, Path(out), overwrite=overwrite)
 

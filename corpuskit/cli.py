@@ -582,6 +582,8 @@ def print_metrics(ev: dict[str, Any]) -> None:
 @click.option("--threads", type=int, help="CPU threads for torch (shorthand for --set threads=N).")
 @click.option("--run-name", help="Run folder name under <data>/runs [corpus-model-preset].")
 @click.option("--resume", metavar="RUN", help="Continue an interrupted run (name, folder, latest).")
+@click.option("--init", "init", metavar="PATH", type=click.Path(exists=True, file_okay=False),
+              help="Start a gpt run from a transformers GPT-2 folder (build with its tokenizer).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
 def train(
@@ -599,6 +601,7 @@ def train(
     threads: int | None,
     run_name: str | None,
     resume: str | None,
+    init: str | None,
     as_json: bool,
 ) -> None:
     """Train a language model on CORPUS's newest token build (or a build folder)."""
@@ -626,6 +629,7 @@ def train(
             resume=resume,
             progress=not c.quiet and not as_json,
             log=c.say if not as_json else (lambda _m: None),
+            init=init,
         )
     except TrainingTerminated:
         # SIGTERM (a scheduler, `docker stop`): the checkpoint is saved; exit as a shell would.
@@ -645,10 +649,27 @@ def train(
 @click.argument("run")
 @click.option("--split", default="val", show_default=True, help="val, test or train.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--hf-model", metavar="PATH", type=click.Path(exists=True, file_okay=False),
+              help="Evaluate this transformers causal LM instead; RUN then names a build.")
+@click.option("--stride", type=int, help="With --hf-model: sliding-window stride [context/2].")
 @pass_ctx
-def eval_cmd(c: Context, run: str, split: str, as_json: bool) -> None:
-    """Evaluate RUN (a run name, folder or 'latest') on a split of its build."""
-    metrics = api.evaluate(run, split, data_dir=c.data_dir)
+def eval_cmd(c: Context, run: str, split: str, as_json: bool, hf_model: str | None,
+             stride: int | None) -> None:
+    """Evaluate RUN (a run name, folder or 'latest') on a split of its build; with
+    --hf-model, a transformers model on a split of the build RUN names."""
+    if hf_model is not None:
+        metrics = api.evaluate_hf(hf_model, run, split, data_dir=c.data_dir, stride=stride,
+                                  progress=not c.quiet and not as_json)
+        if not as_json:
+            click.echo(f"{hf_model} on {split} of {run} (context {metrics['context']}, "
+                       f"stride {metrics['stride']}):")
+            print_metrics({"val": metrics})
+            if "word_perplexity" in metrics:
+                click.echo(f"  word-level perplexity {metrics['word_perplexity']:.2f} "
+                           f"({metrics['words']:,} words)")
+            return
+    else:
+        metrics = api.evaluate(run, split, data_dir=c.data_dir)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
@@ -769,7 +790,8 @@ def inspect_cmd(c: Context, build: str, samples: int, as_json: bool) -> None:
 @cli.command()
 @click.argument("build")
 @click.option(
-    "--to", "to", type=click.Choice(["hf"]), default="hf", show_default=True, help="Export format."
+    "--to", "to", type=click.Choice(["hf", "transformers"]), default="hf", show_default=True,
+    help="hf: BUILD's data as datasets; transformers: a gpt RUN as a transformers model folder.",
 )
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT folder.")
@@ -777,6 +799,9 @@ def inspect_cmd(c: Context, build: str, samples: int, as_json: bool) -> None:
 def export(c: Context, build: str, to: str, out: str, overwrite: bool) -> None:
     """Export BUILD's documents and token ids as Hugging Face datasets into OUT."""
     path = api.export(build, out, to=to, data_dir=c.data_dir, overwrite=overwrite)
+    if to == "transformers":
+        click.echo(f"exported to {path}: AutoModelForCausalLM / AutoTokenizer.from_pretrained")
+        return
     click.echo(f"exported to {path}: documents/ and tokens/ (datasets.load_from_disk)")
 
 

@@ -30,6 +30,7 @@ from corpuskit.errors import CorpuskitError
 from corpuskit.executors import Executor, make_executor
 from corpuskit.faults import checkpoint
 from corpuskit.fetch import artifact_lock
+from corpuskit.hf_tokenizer import write_hf_tokenizer
 from corpuskit.pack import PackWriter, dtype_for, read_meta, write_meta
 from corpuskit.paths import tokens_root
 from corpuskit.shards import (
@@ -360,6 +361,8 @@ def _build_tokens_locked(
             )
         dtype = dtype_for(tokenizer.vocab_size)
         tokenizer_info = tokenizer.save(tmp)
+        # tokenizer.json & co. for AutoTokenizer, before the manifest records the folder.
+        write_hf_tokenizer(tokenizer, tmp, bos=config.bos)
         checkpoint("encode.tokenizer_saved")
         split_meta = pack_splits(
             clean_dir,

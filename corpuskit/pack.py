@@ -10,6 +10,7 @@ chunks: memory does not grow with the corpus.
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -73,10 +74,19 @@ class PackWriter:
 
 
 def write_meta(directory: Path, meta: Mapping[str, Any]) -> None:
-    """``meta.json`` for corpuskit, and ``meta.pkl`` with ``vocab_size`` for nanoGPT's train.py."""
+    """``meta.json`` for corpuskit, and ``meta.pkl`` with ``vocab_size`` for nanoGPT's train.py,
+    only for ``uint16`` ids: nanoGPT reads ``uint16`` unconditionally and would train on garbage
+    from a ``uint32`` build, so there a warning says why it is absent."""
     (directory / "meta.json").write_text(
         json.dumps(dict(meta), indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
+    if meta.get("dtype") != "uint16":
+        logging.getLogger(__name__).warning(
+            "no meta.pkl for nanoGPT: its train.py reads uint16 ids, this build's are %s "
+            "(vocabulary %s); use a vocabulary of at most 65536 for nanoGPT",
+            meta.get("dtype"), meta.get("vocab_size"),
+        )
+        return
     with open(directory / "meta.pkl", "wb") as fh:
         pickle.dump({"vocab_size": int(meta["vocab_size"])}, fh, protocol=4)
 

@@ -263,7 +263,10 @@ class HFTokenizer:
             )
         self.eos_id = eos
         self.bos_id = None
-        self.unk_id = self._tok.token_to_id("<unk>") or self._tok.token_to_id("[UNK]")
+        # Not ``a or b``: an unknown token at id 0 (the usual place) is falsy.
+        self.unk_id = next(
+            (i for i in map(self._tok.token_to_id, ("<unk>", "[UNK]")) if i is not None), None
+        )
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids

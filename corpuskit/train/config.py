@@ -157,6 +157,8 @@ class TrainConfig:
     bias: bool = False
     tie_weights: bool = True
     init_range: float | None = None
+    # A transformers GPT-2 folder whose weights start the run (train --init; train/hf_model.py).
+    init: str | None = None
     order: int = 3
     smoothing: str = "kn"
     add_k: float = 1.0

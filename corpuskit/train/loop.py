@@ -144,6 +144,10 @@ class _Trainer:
     # ----- the run --------------------------------------------------------------------------
     def run(self, resuming: bool) -> dict[str, Any]:
         cfg = self.config
+        if cfg.init and not resuming:  # train --init: GPT-2 weights (same on every process)
+            from corpuskit.train.hf_model import init_from_hf
+
+            init_from_hf(self.model, cfg.init, self.build)
         if resuming:
             self._load_checkpoint()
         elif self.env.is_main:
