@@ -76,6 +76,11 @@ class Executor(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, most executors hold nothing
         """Release what this executor started."""
 
+    def abort(self) -> None:
+        """Release what this executor started without waiting for the calls still running
+        (an interrupt); by default the same as ``close``."""
+        self.close()
+
     def __enter__(self) -> Executor:
         return self
 
@@ -85,7 +90,11 @@ class Executor(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        # Ctrl-C or SIGTERM (a BaseException that is not an Exception): stop, do not wait.
+        if exc is not None and not isinstance(exc, Exception):
+            self.abort()
+        else:
+            self.close()
 
 
 def map_partitions(
