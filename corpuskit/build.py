@@ -46,7 +46,7 @@ import logging
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1270,6 +1270,9 @@ def _build_clean_locked(
     """Phases 1-3 into a staging folder, under the artifact's lock (phase 1 through its
     cache, whose lock is held until phase 3 is done; ``force``: every shard recomputed)."""
     with staging_dir(target) as tmp, contextlib.ExitStack() as stack:
+        # On Ctrl-C or SIGTERM the workers stop before the staging folder is removed, so that
+        # none of them writes into a folder that is gone (this exit runs before staging's).
+        stack.push(_abort_on_interrupt(executor))
         # Absolute paths: a task may run in another working directory (a Ray worker) or on
         # another machine that mounts the same shared storage at the same path.
         work = (tmp / "_work").absolute()
@@ -1364,6 +1367,17 @@ def build_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
         "object stores (s3://, gs://, memory://) are not supported as a build root yet. "
         "Mount the storage on every node and pass its path (see docs/scale-out.md)"
     )
+
+
+def _abort_on_interrupt(executor: Executor) -> Callable[..., bool]:
+    """An exit callback that stops ``executor``'s workers when an interrupt unwinds the block."""
+
+    def on_exit(exc_type: type[BaseException] | None, *_: Any) -> bool:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            executor.abort()
+        return False
+
+    return on_exit
 
 
 def _executor(config: BuildConfig) -> Executor:
