@@ -101,7 +101,7 @@ def test_feed_forward_model_learns(build: Path, tmp_path: Path) -> None:
     assert result["val"]["tokens"] == open_build(build).num_tokens("val") - 1
     assert evaluate(tmp_path / "fnn", "test")["loss"] == pytest.approx(result["test"]["loss"])
     records = [json.loads(x) for x in (tmp_path / "fnn" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if r["kind"] == "eval"] == [50, 100, 150, 150]
+    assert [r["step"] for r in records if r["kind"] == "eval"] == [0, 50, 100, 150, 150]
 
 
 def test_feed_forward_sees_only_its_context() -> None:

@@ -163,6 +163,8 @@ class _Trainer:
         if self.progress.initial_val_loss is None and self.env.is_main:
             first = self._eval("val", cfg.final_eval_tokens)
             self.progress.initial_val_loss = first["loss"]
+            # Step 0 on the loss chart; a resume restores initial_val_loss, so never logs it twice.
+            self._record({"kind": "eval", "step": 0, "split": "val", **first})
             self._say(f"step 0: val loss {first['loss']:.4f} before training")
         with self._progress_bar() as bar, self._graceful_interrupt():
             self.bar = bar
