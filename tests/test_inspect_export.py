@@ -30,7 +30,7 @@ def test_inspect_and_export(data_dir: Path, tiny_corpus: str, tmp_path: Path) ->
     docs = datasets.load_from_disk(str(target / "documents"))
     tokens = datasets.load_from_disk(str(target / "tokens"))
     assert docs["train"].num_rows == train["documents"]
-    assert tokens["val"].num_rows == report["splits"]["val"]["documents"]
+    assert tokens["validation"].num_rows == report["splits"]["val"]["documents"]
     first = tokens["train"][0]["input_ids"]
     assert first[-1] == result.meta["eos_id"]
     from corpuskit.tokenizers import load_tokenizer
