@@ -185,7 +185,7 @@ def test_disk_full_is_a_clear_error_and_leaves_no_part(
         part.write_bytes(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("corpuskit.sources.http._stream_http", full)
+    monkeypatch.setattr("corpuskit.sources.download._stream_http", full)
     with pytest.raises(CorpuskitError, match="No space left on device"):
         download(["https://example.com/f.bin"], tmp_path / "f.bin", progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from corpuskit.train import TrainConfig, compare, evaluate, sample, train
-from corpuskit.train.ngram import NgramModel
+from corpuskit.train.models.ngram import NgramModel
 
 from .test_train import VOCAB, LetterTokenizer, make_build, one_thread  # noqa: F401
 

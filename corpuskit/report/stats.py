@@ -7,13 +7,15 @@ packed ``.idx`` offsets (every document's token count) and, for runs, ``metrics.
 here: lengths over every document, the text statistics on an evenly spaced sample, so that the
 cost of a report does not grow with the corpus beyond one read of the ``text`` column.
 
+Token-level numbers live in ``tokens.py`` and run logs in ``runs.py``; both are re-exported
+here, so the report reads every number through this one module.
+
 Every source is optional: another version of the build may lack a file or a field, and a report
 shows what exists rather than failing on what does not.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -29,6 +31,14 @@ import numpy as np
 import pyarrow.compute as pc
 
 from corpuskit.errors import CorpuskitError
+from corpuskit.report.runs import _read_json, read_run, run_summary
+from corpuskit.report.tokens import (
+    TOKEN_COUNT_CAP,
+    TOKEN_WINDOW,
+    bytes_per_token,
+    token_lengths,
+    top_tokens,
+)
 from corpuskit.shards import existing_manifest, read_batches
 
 log = logging.getLogger(__name__)
@@ -40,8 +50,6 @@ SPLIT_ORDER = ("train", "val", "test")
 _WORD = re.compile(r"\w+")
 _SYMBOL = re.compile(r"[^\w\s]")
 SAMPLE_TEXT_CHARS = 20_000  # per sampled document, for ratios and n-grams
-TOKEN_COUNT_CAP = 32 * 2**20  # tokens read to rank the most frequent ones
-TOKEN_WINDOW = 2**20
 
 
 @contextmanager
@@ -65,14 +73,6 @@ class Artifacts:
     clean_manifest: dict[str, Any] | None
     raw_manifest: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def locate(build_dir: Path, root: Path) -> Artifacts:
@@ -383,156 +383,25 @@ def text_stats(
     return TextStats(stop, symbol, ngrams)
 
 
-# --------------------------------------------------------------------------- tokens
-
-
-def _specials(meta: Mapping[str, Any]) -> int:
-    return 2 if meta.get("bos") else 1
-
-
-def token_lengths(tokens_dir: Path, meta: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Content tokens per document for every split, from the ``.idx`` offsets (cheap)."""
-    out: dict[str, np.ndarray] = {}
-    for split in meta.get("splits") or {}:
-        path = tokens_dir / f"{split}.idx"
-        if not path.is_file():
-            continue
-        idx = np.fromfile(path, dtype="<u8").astype(np.int64)
-        out[split] = np.maximum(np.diff(idx) - _specials(meta), 0)
-    return out
-
-
-def _piece(tokenizer: Any, token_id: int) -> str:
-    """A token as a readable label: spaces as ``␣`` (runs of them as ``␣×8``), newlines and
-    tabs escaped, so that whitespace pieces (common in code) do not show as blank labels."""
-    to_piece = getattr(tokenizer, "id_to_piece", None)
-    try:
-        text = to_piece(token_id) if to_piece is not None else tokenizer.decode([token_id])
-    except Exception:  # an id the tokenizer cannot show on its own (e.g. a partial byte)
-        return f"<{token_id}>"
-    text = text.replace("\u2581", " ")  # sentencepiece's word-boundary marker is a space
-    if len(text) > 3 and not text.strip(" "):
-        return f"␣×{len(text)}"
-    text = text.replace(" ", "␣").replace("\n", "\\n").replace("\t", "\\t")
-    return text or f"<{token_id}>"
-
-
-def top_tokens(tokens_dir: Path, meta: Mapping[str, Any], k: int = 25) -> dict[str, Any] | None:
-    """The most frequent token ids of the train split, with their pieces.
-
-    Counts every token up to ``TOKEN_COUNT_CAP``; beyond that, evenly spaced windows of the file
-    (a fixed, deterministic sample).
-    """
-    path = tokens_dir / "train.bin"
-    vocab = int(meta.get("vocab_size") or 0)
-    if not path.is_file() or not vocab:
-        return None
-    ids = np.memmap(path, dtype=np.dtype(meta.get("dtype", "uint16")), mode="r")
-    counts = np.zeros(vocab, dtype=np.int64)
-    if len(ids) <= TOKEN_COUNT_CAP:
-        starts = range(0, len(ids), TOKEN_WINDOW)
-    else:
-        windows = TOKEN_COUNT_CAP // TOKEN_WINDOW
-        starts = np.linspace(0, len(ids) - TOKEN_WINDOW, windows).astype(np.int64).tolist()
-    counted = 0
-    for start in starts:
-        chunk = np.asarray(ids[start : start + TOKEN_WINDOW])
-        counts += np.bincount(chunk[chunk < vocab], minlength=vocab)[:vocab]
-        counted += len(chunk)
-    for special in (meta.get("eos_id"), meta.get("bos_id") if meta.get("bos") else None):
-        if special is not None and 0 <= int(special) < vocab:
-            counts[int(special)] = 0
-    order = np.argsort(-counts, kind="stable")[:k]
-    try:
-        from corpuskit.tokenizers import load_tokenizer
-
-        tokenizer: Any = load_tokenizer(tokens_dir)
-    except Exception as exc:  # the chart still helps with ids alone
-        log.warning("report: cannot load the tokenizer of %s: %s", tokens_dir, exc)
-        tokenizer = None
-    content = int(counts.sum()) or 1
-    rows = [
-        {
-            "id": int(i),
-            "piece": _piece(tokenizer, int(i)) if tokenizer is not None else f"<{int(i)}>",
-            "count": int(counts[i]),
-            "share": float(counts[i]) / content,
-        }
-        for i in order
-        if counts[i] > 0
-    ]
-    unk = meta.get("unk_id")
-    unknown = int(counts[int(unk)]) if unk is not None and 0 <= int(unk) < vocab else 0
-    return {
-        "tokens_counted": counted,
-        "sampled": len(ids) > TOKEN_COUNT_CAP,
-        "top": rows,
-        "unknown_share": unknown / content,
-        "used_vocab": int((counts > 0).sum()),
-    }
-
-
-def bytes_per_token(meta: Mapping[str, Any]) -> dict[str, float]:
-    """UTF-8 bytes of text per content token (specials excluded), per split."""
-    out = {}
-    for split, s in (meta.get("splits") or {}).items():
-        content = int(s.get("tokens", 0)) - _specials(meta) * int(s.get("documents", 0))
-        if content > 0 and s.get("bytes") is not None:
-            out[split] = int(s["bytes"]) / content
-    return out
-
-
-# --------------------------------------------------------------------------- runs
-
-
-def read_run(run_dir: Path) -> dict[str, Any]:
-    """A run's logged curves (``metrics.jsonl``) and final evaluation (``eval.json``).
-
-    Lines that are not JSON objects (a run killed mid-write) are skipped, not fatal.
-    """
-    train: list[tuple[int, float]] = []
-    evals: dict[str, list[tuple[int, float, float | None]]] = {}
-    path = run_dir / "metrics.jsonl"
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(record, dict) or "step" not in record or "loss" not in record:
-                continue
-            try:
-                step, loss = int(record["step"]), float(record["loss"])
-            except (TypeError, ValueError):
-                continue
-            kind = record.get("kind", "train")
-            if kind == "eval":
-                ppl = record.get("perplexity")
-                evals.setdefault(str(record.get("split", "val")), []).append(
-                    (step, loss, float(ppl) if ppl is not None else None)
-                )
-            else:
-                train.append((step, loss))
-    eval_json = _read_json(run_dir / "eval.json") or {}
-    return {"name": run_dir.name, "path": str(run_dir), "train": train, "eval": evals,
-            "final": eval_json}
-
-
-def run_summary(run: Mapping[str, Any]) -> dict[str, Any]:
-    """One table row per run: model, size, steps and the final held-out numbers."""
-    final = run.get("final") or {}
-    info = final.get("train") or {}
-    row: dict[str, Any] = {
-        "run": run["name"],
-        "model": info.get("model"),
-        "preset": info.get("preset"),
-        "params": info.get("params"),
-        "steps": info.get("steps") or (run["train"][-1][0] if run["train"] else None),
-        "initial_val_loss": final.get("initial_val_loss"),
-    }
-    for split in ("val", "test"):
-        m = final.get(split) or {}
-        row[f"{split}_loss"] = m.get("loss")
-        row[f"{split}_perplexity"] = m.get("perplexity")
-        row[f"{split}_bits_per_byte"] = m.get("bits_per_byte")
-    return row
+# Re-exported: the report reads every number through this module.
+__all__ = [
+    "TOKEN_COUNT_CAP",
+    "TOKEN_WINDOW",
+    "Artifacts",
+    "DocumentScan",
+    "SplitLengths",
+    "TextStats",
+    "bytes_per_token",
+    "duplicate_clusters",
+    "funnel",
+    "locate",
+    "ordered_stages",
+    "read_run",
+    "run_summary",
+    "scan_documents",
+    "stopword_set",
+    "text_stats",
+    "timed",
+    "token_lengths",
+    "top_tokens",
+]

@@ -33,7 +33,8 @@ from corpuskit.sources.common import (
     match_any,
     redact_url,
 )
-from corpuskit.sources.http import download, unpacked
+from corpuskit.sources.download import download
+from corpuskit.sources.http import unpacked
 
 ENV_ENDPOINT = "CORPUSKIT_GITHUB_ENDPOINT"
 DEFAULT_ENDPOINT = "https://github.com"

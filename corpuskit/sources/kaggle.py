@@ -41,7 +41,9 @@ from corpuskit.sources.common import (
     redact_url,
 )
 from corpuskit.sources.common import metadata_columns as _metadata_columns
-from corpuskit.sources.http import USER_AGENT, download, unpacked
+from corpuskit.sources.download import download
+from corpuskit.sources.http import unpacked
+from corpuskit.sources.transfer import USER_AGENT
 
 ENV_ENDPOINT = "CORPUSKIT_KAGGLE_ENDPOINT"
 DEFAULT_ENDPOINT = "https://www.kaggle.com/api/v1"

@@ -13,6 +13,7 @@ from typing import Any
 from corpuskit.train.compare import compare
 from corpuskit.train.config import MODELS, PRESETS, TrainConfig
 from corpuskit.train.evaluate import evaluate
+from corpuskit.train.models import counted
 from corpuskit.train.sample import sample
 
 
@@ -21,12 +22,12 @@ def train(build_dir: str | Path, run_dir: str | Path, config: TrainConfig | None
           resume: bool = False) -> dict[str, Any]:
     """Train on a token build into ``run_dir``; see :func:`corpuskit.train.loop.train`.
 
-    A wrapper so that torch is imported only when a neural model trains.
+    A wrapper so that torch is imported only when a neural model trains: a counted family of
+    the model registry (the n-gram baseline) runs on its own.
     """
-    if config is not None and config.model == "ngram":
-        from corpuskit.train.ngram import run_ngram
-
-        return run_ngram(build_dir, run_dir, config, log=log, resume=resume)
+    family = counted(config.model) if config is not None else None
+    if family is not None:
+        return family.run(build_dir, run_dir, config, log=log, resume=resume)
     from corpuskit.train.loop import train as run
 
     return run(build_dir, run_dir, config, progress=progress, log=log, resume=resume)

@@ -118,6 +118,11 @@ def read_run_config(run_dir: str | Path, *, resolve: bool = True
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _damaged(path, f"not valid YAML: {first}", fix) from None
+    if isinstance(raw, dict) and "external_model" in raw:
+        raise CorpuskitError(
+            f"{run_dir} holds the evaluation of a transformers model, not a corpuskit run; "
+            "evaluate it again with `corpuskit eval BUILD --hf-model PATH`"
+        )
     if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
         raise _damaged(path, "no data section", fix)
     if "build" in raw["data"] and not text.endswith(_CONFIG_END):

@@ -40,7 +40,32 @@ def compare(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
     return sorted(rows, key=order)
 
 
+def _external_row(run_dir: Path) -> dict[str, Any] | None:
+    """The row of an ``eval --hf-model`` folder (see ``hf_model.record_hf_eval``): model
+    ``hf``, its model type as the preset, no training numbers; None for a trained run."""
+    from corpuskit.train.hf_model import EXTERNAL
+
+    result = read_eval(run_dir)
+    if result is None or EXTERNAL not in result:
+        return None
+    external = result[EXTERNAL] or {}
+    row: dict[str, Any] = {
+        "run": run_dir.name, "path": str(run_dir), "model": "hf",
+        "preset": external.get("model_type") or None, "external_model": external.get("path"),
+        "params": external.get("params"), "steps": None, "status": "done",
+    }
+    for split in ("val", "test"):
+        metrics = result.get(split) or {}
+        for key in ("loss", "perplexity", "accuracy", "bits_per_byte", "word_perplexity"):
+            if key in metrics or key != "word_perplexity":
+                row[f"{split}_{key}"] = metrics.get(key)
+    return row
+
+
 def _row(run_dir: Path) -> dict[str, Any]:
+    external = _external_row(run_dir)
+    if external is not None:
+        return external
     config, data = read_run_config(run_dir, resolve=False)
     row: dict[str, Any] = {
         "run": run_dir.name, "path": str(run_dir), "model": config.model,

@@ -326,6 +326,8 @@ def evaluate_hf(model_path: str | Path, build_dir: str | Path, root: Path, split
         "model": str(Path(model_path).resolve()), "split": split, "loss": loss,
         "perplexity": math.exp(min(loss, 700.0)), "tokens": count,
         "context": context, "stride": stride,
+        "model_type": str(getattr(model.config, "model_type", "") or ""),
+        "params": int(sum(p.numel() for p in model.parameters())),
     }
     if split_info.get("bytes"):
         out["bits_per_byte"] = nll / (math.log(2) * int(split_info["bytes"]))
@@ -333,3 +335,53 @@ def evaluate_hf(model_path: str | Path, build_dir: str | Path, root: Path, split
         out["word_perplexity"] = math.exp(min(nll / int(split_info["tokens"]), 700.0))
         out["words"] = int(split_info["tokens"])
     return out
+
+
+# ----- eval --hf-model results as run folders ------------------------------------------------
+EXTERNAL = "external_model"  # the config.yaml key that marks a folder as an external model's
+
+
+def hf_run_name(model_path: str | Path, corpus: str) -> str:
+    """``hf-<model folder>-on-<corpus>``, safe as a folder name."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model_path).resolve().name).strip("-.")
+    return f"hf-{name or 'model'}-on-{corpus}"
+
+
+def record_hf_eval(root: Path, build_dir: Path, metrics: dict[str, Any]) -> Path:
+    """Keep an ``eval --hf-model`` result as a run-like folder under ``<data>/runs/``, so that
+    ``corpuskit compare`` lists a transformers checkpoint beside corpuskit's own runs.
+
+    ``config.yaml`` marks it as an external model (``external_model``: where it came from; no
+    training settings) and names the build; ``eval.json`` holds one entry per split evaluated
+    (a later eval of another split of the same build adds to it). A folder of that name holding
+    a trained run is never overwritten."""
+    import yaml
+
+    from corpuskit.pack import read_meta
+    from corpuskit.paths import runs_root
+    from corpuskit.train import checkpoint as ckpt
+
+    corpus = str(read_meta(build_dir).get("corpus") or build_dir.parent.name)
+    run_dir = runs_root(root) / hf_run_name(metrics["model"], corpus)
+    config_path, eval_path = run_dir / ckpt.CONFIG, run_dir / ckpt.EVAL
+    previous: dict[str, Any] = {}
+    if config_path.is_file():
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict) or EXTERNAL not in raw:
+            raise CorpuskitError(
+                f"{run_dir} holds a trained run, not an external model's eval; rename that run "
+                "folder to keep both"
+            )
+        same = (raw.get("data") or {}).get("build_dir") == str(build_dir.resolve())
+        if same and (run_dir / ckpt.EVAL).is_file():
+            previous = ckpt.read_eval(run_dir) or {}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    external = {"path": metrics["model"], "model_type": metrics.get("model_type"),
+                "params": metrics.get("params")}
+    data = {"corpus": corpus, "build_dir": str(build_dir.resolve()),
+            "tokenizer": f"hf:{metrics['model']}"}
+    ckpt.write_text(config_path, yaml.safe_dump({EXTERNAL: external, "data": data},
+                                                sort_keys=False))
+    split = "val" if metrics["split"] in ("val", "validation") else metrics["split"]
+    ckpt.write_json(eval_path, {**previous, EXTERNAL: external, split: metrics})
+    return run_dir

@@ -29,7 +29,7 @@ from corpuskit.train.config import TrainConfig
 from corpuskit.train.data import RandomWindows, StreamBatches, to_device
 from corpuskit.train.flops import device_peak_tflops, flops_per_token, mfu
 from corpuskit.train.metrics import measure
-from corpuskit.train.models import LanguageModel, build_model
+from corpuskit.train.models import LanguageModel, build_model, counted
 from corpuskit.train.optim import lr_at, make_optimizer, plan_steps
 from corpuskit.train.runtime import (
     DistEnv,
@@ -75,14 +75,13 @@ def train(build_dir: str | Path, run_dir: str | Path, config: TrainConfig | None
     env = DistEnv.from_env()
     with run_session(run_dir, main=env.is_main):
         config, resuming = ckpt.prepare_run_dir(run_dir, config, resume, main=env.is_main)
-        if config.model == "ngram":
-            from corpuskit.train.ngram import train_ngram
-
+        counted_family = counted(config.model)
+        if counted_family is not None:
             if env.enabled:
                 raise CorpuskitError(
                     "the n-gram model counts in one process; run it without torchrun"
                 )
-            return train_ngram(open_build(build_dir), run_dir, config, log=log)
+            return counted_family.train(open_build(build_dir), run_dir, config, log=log)
         build = open_build(build_dir)
         device = resolve_device(config.device, env)
         with cpu_threads(config.threads), distributed(env, device):

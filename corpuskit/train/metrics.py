@@ -25,8 +25,13 @@ EVAL_STREAMS = 10  # parallel streams when evaluating a recurrent model
 @torch.no_grad()
 def measure(model: LanguageModel, build: TokenBuild, split: str, config: TrainConfig,
             device: torch.device, dtype: torch.dtype = torch.float32,
-            max_tokens: int | None = None) -> dict[str, Any]:
-    """Evaluate on ``split`` (all of it, or about ``max_tokens`` targets spread over it)."""
+            max_tokens: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Evaluate on ``split`` (all of it, or about ``max_tokens`` targets spread over it).
+
+    ``progress`` draws a bar of the targets scored, with an ETA (``corpuskit eval``: a full
+    split of a big build takes minutes); training evaluates quietly under its own bar."""
+    from tqdm.auto import tqdm
+
     was_training = model.training
     model.eval()
     block = config.block_size
@@ -40,6 +45,11 @@ def measure(model: LanguageModel, build: TokenBuild, split: str, config: TrainCo
         max_windows = None if max_tokens is None else max(1, math.ceil(max_tokens / block))
         batches = eval_windows(build, split, block, config.batch_size, overlap=overlap,
                                max_windows=max_windows)
+    total = max(build.num_tokens(split) - 1, 0)
+    if max_tokens is not None:
+        total = min(total, max_tokens)
+    bar = tqdm(total=total, desc=f"eval {split}", unit="tok", unit_scale=True, leave=False,
+               disable=not progress)
     nll = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     count = 0
@@ -59,5 +69,8 @@ def measure(model: LanguageModel, build: TokenBuild, split: str, config: TrainCo
         nll += losses.sum(dtype=torch.float64)
         correct += hits.sum()
         count += losses.numel()
+        bar.total = max(bar.total, count)  # the last spread-out window may pass the estimate
+        bar.update(losses.numel())
+    bar.close()
     model.train(was_training)
     return summarize(float(nll), int(correct), count, build, split)

@@ -8,6 +8,7 @@ from typing import Any
 
 from corpuskit.errors import CorpuskitError
 from corpuskit.train.checkpoint import read_run_config
+from corpuskit.train.models import counted
 
 
 def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
@@ -46,10 +47,9 @@ def sample(run_dir: str | Path, prompt: str = "", *, max_new_tokens: int = 200,
         tokenizer = load_tokenizer(data["build_dir"])
     eos = int(data.get("eos_id", getattr(tokenizer, "eos_id", 0)))
     ids = [eos, *tokenizer.encode(prompt)]
-    if config.model == "ngram":
-        from corpuskit.train.ngram import sample_ngram
-
-        out = sample_ngram(Path(run_dir), ids, max_new_tokens, temperature, top_k, seed)
+    family = counted(config.model)
+    if family is not None:
+        out = family.sample(Path(run_dir), ids, max_new_tokens, temperature, top_k, seed)
         return tokenizer.decode(out[1:])
     import torch
 

@@ -17,7 +17,9 @@ distribution, so no token has probability zero. Add-k uses the raw counts of the
 available context: ``(c(h w) + k) / (c(h) + k V)``.
 
 The token stream is one sequence (EOS separates documents), exactly as the neural models see it,
-so the perplexities are comparable. No torch needed.
+so the perplexities are comparable. No torch needed: this is the registry's counted family, and
+``run``, ``train``, ``evaluate_run`` and ``sample`` are what the trainer, the evaluator and the
+sampler call for it (see :mod:`corpuskit.train.models`).
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ def _score(model: NgramModel, build: TokenBuild, split: str,
     return summarize(float(-np.log(probs).sum()), None, probs.size, build, split)
 
 
-def train_ngram(build: TokenBuild, run_dir: Path, config: TrainConfig, *,
+def train(build: TokenBuild, run_dir: Path, config: TrainConfig, *,
                 log: Callable[[str], None] = print) -> dict[str, Any]:
     """Count the train split, save the counts, evaluate on val (and test): a whole run.
 
@@ -257,7 +259,7 @@ def _save(run_dir: Path, model: NgramModel) -> None:
     ckpt.save_checkpoint(run_dir, write, None)
 
 
-def load_ngram(run_dir: Path) -> NgramModel:
+def load(run_dir: Path) -> NgramModel:
     from safetensors import safe_open
 
     path = ckpt.weights_path(run_dir)
@@ -273,7 +275,7 @@ def load_ngram(run_dir: Path) -> NgramModel:
         ) from None
 
 
-def run_ngram(build_dir: str | Path, run_dir: str | Path, config: TrainConfig | None, *,
+def run(build_dir: str | Path, run_dir: str | Path, config: TrainConfig | None, *,
               log: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
     """The torch-free entry point :func:`corpuskit.train.train` uses for ``model: ngram``."""
     from corpuskit.train.session import run_session
@@ -281,19 +283,19 @@ def run_ngram(build_dir: str | Path, run_dir: str | Path, config: TrainConfig | 
     run_dir = Path(run_dir)
     with run_session(run_dir):
         config, _ = ckpt.prepare_run_dir(run_dir, config, resume)
-        return train_ngram(open_build(build_dir), run_dir, config, log=log)
+        return train(open_build(build_dir), run_dir, config, log=log)
 
 
-def evaluate_ngram_run(run_dir: Path, build_dir: Path, split: str) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, build_dir: Path, split: str) -> dict[str, Any]:
     config, _ = ckpt.read_run_config(run_dir)
-    model = load_ngram(run_dir)
+    model = load(run_dir)
     return _score(model, open_build(build_dir, [split]), split, config.final_eval_tokens)
 
 
-def sample_ngram(run_dir: Path, ids: list[int], max_new_tokens: int, temperature: float,
+def sample(run_dir: Path, ids: list[int], max_new_tokens: int, temperature: float,
                  top_k: int | None, seed: int) -> list[int]:
     """Sample a continuation token by token from the full next-token distribution."""
-    model = load_ngram(run_dir)
+    model = load(run_dir)
     rng = np.random.default_rng(seed)
     out = list(ids)
     for _ in range(max_new_tokens):
