@@ -236,7 +236,10 @@ def test_run_folder_contents(trained: tuple[Path, dict], build: Path) -> None:
     records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in records if r["kind"] == "train"]
     assert steps == list(range(20, 201, 20))
-    assert {"loss", "lr", "tokens_per_s"} <= set(records[0])
+    first_train = next(r for r in records if r["kind"] == "train")
+    assert {"loss", "lr", "tokens_per_s"} <= set(first_train)
+    # the val loss before training comes first, at step 0
+    assert records[0]["kind"] == "eval" and records[0]["step"] == 0
     assert any(r["kind"] == "eval" and r["step"] == 100 for r in records)
     from corpuskit.train.checkpoint import read_run_config
 
