@@ -27,13 +27,11 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
-from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from corpuskit.catalog import CorpusEntry
@@ -50,10 +48,12 @@ from corpuskit.shards import (
     staging_dir,
     write_manifest,
 )
-from corpuskit.sources import source_module
+from corpuskit.slices import SEPARATOR, Slice, artifact_name, combine
+from corpuskit.sources import Source, source_module
 from corpuskit.sources.common import (
     ENV_MIRROR,
     FetchContext,
+    Prepared,
     check_user_url,
     read_lock,
     update_lock,
@@ -86,60 +86,9 @@ def download_state(root: Path, corpus: str) -> dict[str, Any]:
     return {"downloads_dir": str(base), "downloads_bytes": total, "locked": locked}
 
 
-ENV_LOCK_TIMEOUT = "CORPUSKIT_LOCK_TIMEOUT"
-
-
-class ArtifactLock:
-    """An exclusive file lock beside an artifact folder: a second process waits for the first
-    (``CORPUSKIT_LOCK_TIMEOUT`` seconds, default 600), then fails with one clear line instead
-    of filelock's ``Timeout`` traceback. The lock is advisory (``fcntl``), so a killed holder
-    releases it with its last file descriptor: a crash never leaves a corpus locked.
-    """
-
-    def __init__(self, directory: Path, timeout: float | None = None):
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        if timeout is None:
-            try:
-                timeout = float(os.environ.get(ENV_LOCK_TIMEOUT, 600))
-            except ValueError:
-                raise CorpuskitError(f"{ENV_LOCK_TIMEOUT} must be a number of seconds") from None
-        self.directory = directory
-        self._lock = FileLock(str(directory.with_name(f".{directory.name}.lock")), timeout=timeout)
-
-    @property
-    def lock_file(self) -> str:
-        return str(self._lock.lock_file)
-
-    def acquire(self) -> None:
-        checkpoint("lock.acquire")
-        try:
-            self._lock.acquire()
-        except Timeout:
-            raise CorpuskitError(
-                f"another corpuskit process is writing {self.directory} (lock {self.lock_file} "
-                f"held for more than {self._lock.timeout:g}s); wait for it to finish, or raise "
-                f"{ENV_LOCK_TIMEOUT}"
-            ) from None
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> ArtifactLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-
-def artifact_lock(directory: Path, timeout: float | None = None) -> ArtifactLock:
-    """An exclusive lock beside an artifact folder (waits, then fails with a clear message)."""
-    return ArtifactLock(directory, timeout)
+# The artifact lock lives in corpuskit.artifacts (shared by fetch, build, encode and sync); the
+# names stay importable from here for callers of earlier versions.
+from corpuskit.artifacts import ENV_LOCK_TIMEOUT, ArtifactLock, artifact_lock  # noqa: E402,F401
 
 
 def _repair_lock_file(root: Path, corpus: str, manifest: dict[str, Any]) -> None:
@@ -348,6 +297,77 @@ def _ipc_batches(path: str) -> Iterator[pa.RecordBatch]:
             yield reader.get_batch(i)
 
 
+@dataclass(frozen=True)
+class FetchPlan:
+    """What one fetch makes: the entry its source reads, and the artifact it writes.
+
+    For a slice (``NAME@max-bytes=2GB``, or ``slice=``) the source reads the catalog entry
+    (downloads, lock pins and document ids are the corpus's), while the artifact is named by
+    the slice, in its own folder, with the slice in its fingerprint.
+    """
+
+    entry: CorpusEntry
+    name: str
+    target: Path
+    identity: dict[str, Any]
+    splits: list[str] | None
+    slice: Slice
+    mirror: str | None
+
+
+def _checked_splits(entry: CorpusEntry, splits: list[str] | None) -> list[str] | None:
+    if not splits:
+        return None
+    unknown = sorted(set(splits) - set(entry.splits))
+    if unknown:
+        raise CorpuskitError(
+            f"corpus {entry.name!r} has no split {', '.join(unknown)}; its splits are "
+            f"{', '.join(entry.splits)}"
+        )
+    return [s for s in entry.splits if s in splits]
+
+
+def _checked_slice(entry: CorpusEntry, sl: Slice) -> None:
+    """Options a source type cannot honour are an error, never silently ignored."""
+    if sl.subset is not None:
+        entry.subset(sl.subset)  # an unknown subset is one line listing the known ones
+        if entry.source.type != "hf":
+            raise CorpuskitError(
+                f"--subset is for hf sources; {entry.name!r} is a {entry.source.type} source"
+            )
+
+
+def plan_fetch(
+    entry: CorpusEntry,
+    root: Path,
+    *,
+    mirror: str | None = None,
+    splits: list[str] | None = None,
+    slice: Slice | None = None,
+) -> FetchPlan:
+    """The artifact a fetch of ``entry`` (a catalog entry, or one named ``NAME@<slice>``) with
+    these options makes, and its identity (what decides whether it is up to date)."""
+    base, sl = combine(entry.name, slice or Slice())
+    if base != entry.name:
+        entry = entry.model_copy(update={"name": base})
+    _checked_slice(entry, sl)
+    mirror = mirror or os.environ.get(ENV_MIRROR) or None
+    if mirror:
+        check_user_url(mirror, "mirror")
+    splits = _checked_splits(entry, splits)
+    module = source_module(entry)
+    config: dict[str, Any] = {"source": entry.source.model_dump(), "reader": entry.reader}
+    if entry.reader_options.model_dump(exclude_defaults=True):
+        config["reader_options"] = entry.reader_options.model_dump()
+    if splits:
+        config["splits"] = splits
+    if sl:
+        config["slice"] = sl.config()
+    name = artifact_name(base, sl)
+    identity = new_manifest("raw", name, inputs=module.input_fingerprint(entry), config=config)
+    return FetchPlan(entry, name, raw_dir(root, name), identity, splits, sl, mirror)
+
+
 def fetch_entry(
     entry: CorpusEntry,
     root: Path,
@@ -360,109 +380,198 @@ def fetch_entry(
     executor: str | Executor = "local",
     workers: int = 1,
     address: str | None = None,
+    slice: Slice | None = None,
 ) -> FetchResult:
-    """Fetch ``entry`` into ``<root>/raw/<name>/``.
+    """Fetch ``entry`` into ``<root>/raw/<name>/`` (a slice into ``raw/<name>@<slice>/``).
 
     ``mirror`` (or ``CORPUSKIT_MIRROR``) is a base URL tried before the catalog's URLs;
     ``splits`` keeps only those splits (e.g. ``["validation"]`` for a quick evaluation set) and
-    is part of the artifact's identity.
+    is part of the artifact's identity; ``slice`` (or a name ``NAME@max-bytes=2GB``) keeps a
+    deterministic prefix of the corpus within a budget (corpuskit/slices.py).
 
     ``executor`` (``"local"`` or ``"ray"``, or an ``Executor`` to use and leave open),
     ``workers`` (0: every core, or every CPU of the Ray cluster) and ``address`` (a Ray
     cluster) say where sources of many files are read; downloads always run in this process.
     The artifact is the same whichever reads it, so they are not part of its fingerprint.
     """
-    module = source_module(entry)
-    target = raw_dir(root, entry.name)
-    mirror = mirror or os.environ.get(ENV_MIRROR) or None
-    if mirror:
-        check_user_url(mirror, "mirror")
-    if splits:
-        unknown = sorted(set(splits) - set(entry.splits))
-        if unknown:
-            raise CorpuskitError(
-                f"corpus {entry.name!r} has no split {', '.join(unknown)}; its splits are "
-                f"{', '.join(entry.splits)}"
-            )
-        splits = [s for s in entry.splits if s in splits]
-    config: dict[str, Any] = {"source": entry.source.model_dump(), "reader": entry.reader}
-    if entry.reader_options.model_dump(exclude_defaults=True):
-        config["reader_options"] = entry.reader_options.model_dump()
-    if splits:
-        config["splits"] = splits
-    identity = new_manifest(
-        "raw", entry.name, inputs=module.input_fingerprint(entry), config=config
-    )
-    lock = artifact_lock(target)
+    plan = plan_fetch(entry, root, mirror=mirror, splits=splits, slice=slice)
+    lock = artifact_lock(plan.target)
     try:
         lock.acquire()
     except CorpuskitError:
         raise CorpuskitError(
-            f"another corpuskit process is fetching {entry.name!r} (lock {lock.lock_file}); "
+            f"another corpuskit process is fetching {plan.name!r} (lock {lock.lock_file}); "
             "wait for it to finish"
         ) from None
     try:
-        current = existing_manifest(target)
-        if (
-            not force
-            and current
-            and current["fingerprint"] == identity["fingerprint"]
-            # A damaged artifact (a shard deleted or truncated, or an older manifest without
-            # file records) is fetched again, after one warning line naming the file.
-            and reusable(target, current, f"fetching {entry.name} again")
-        ):
-            _repair_lock_file(root, entry.name, current)
-            return FetchResult(entry.name, target, True, current)
-        prepared = None
-        if hasattr(module, "prepare"):
-            ctx = FetchContext(
-                root, progress=progress, mirror=mirror, splits=splits,
-                locked=read_lock(root).get(entry.name, {}), force=force,
-            )
-            prepared = module.prepare(entry, ctx)
-        units = module.read_units(entry, prepared) if hasattr(module, "read_units") else None
-        with staging_dir(target) as tmp:
-            writer = ShardWriter(tmp, document_schema(module.metadata_columns(entry)), shard_bytes)
-            if not units:
-                documents = (
-                    module.iter_documents(entry, prepared)
-                    if hasattr(module, "prepare")
-                    else module.iter_documents(entry)
-                )
-                skipped = _read_in_one_process(entry, documents, writer, progress)
-            elif isinstance(executor, Executor):
-                skipped = _read_in_parts(entry, units, writer, tmp / "_work", executor, progress)
-            else:
-                with make_executor(executor, workers=workers, address=address) as own:
-                    skipped = _read_in_parts(entry, units, writer, tmp / "_work", own, progress)
-            shards = writer.close()
-            if not shards:
-                raise CorpuskitError(
-                    f"corpus {entry.name!r} produced no documents; check its source"
-                )
-            manifest = {
-                **identity,
-                "entry": entry.model_dump(mode="json"),
-                "splits": dict(sorted(writer.split_counts.items())),
-                "skipped": dict(sorted(skipped.items())),
-                "shards": [s.__dict__ for s in shards],
-            }
-            if prepared is not None:
-                manifest["resolved"] = prepared.resolved
-            manifest = write_manifest(tmp, manifest)
+        current = _up_to_date(plan, root, force)
+        if current is not None:
+            return FetchResult(plan.name, plan.target, True, current)
+        module = source_module(plan.entry)
+        prepared = module.prepare(plan.entry, _context(plan, root, progress, force))
+        reading = _Reading(executor, workers, address, progress, shard_bytes)
+        manifest = _write_artifact(plan, module, prepared, reading)
         checkpoint("fetch.before_lock_file")
         if prepared is not None:
-            update_lock(root, entry.name, prepared.resolved)
-        return FetchResult(entry.name, target, False, manifest)
+            update_lock(root, plan.name, prepared.resolved)
+        return FetchResult(plan.name, plan.target, False, manifest)
     finally:
         lock.release()
+
+
+def _up_to_date(plan: FetchPlan, root: Path, force: bool) -> dict[str, Any] | None:
+    """The artifact's manifest when it is complete and has the planned fingerprint.
+
+    A damaged artifact (a shard deleted or truncated, or an older manifest without file
+    records) is fetched again, after one warning line naming the file.
+    """
+    current = existing_manifest(plan.target)
+    if (
+        force
+        or not current
+        or current["fingerprint"] != plan.identity["fingerprint"]
+        or not reusable(plan.target, current, f"fetching {plan.name} again")
+    ):
+        return None
+    _repair_lock_file(root, plan.name, current)
+    return current
+
+
+def _context(plan: FetchPlan, root: Path, progress: bool, force: bool) -> FetchContext:
+    """What the source needs; a slice not yet in the lock file starts from the pins of its
+    corpus (or of another slice of it), so that every slice reads the same commit."""
+    locks = read_lock(root)
+    locked = locks.get(plan.name)
+    if locked is None:
+        siblings = [v for k, v in sorted(locks.items()) if k.split(SEPARATOR)[0] == plan.entry.name]
+        locked = locks.get(plan.entry.name) or (siblings[0] if siblings else {})
+    return FetchContext(
+        root, progress=progress, mirror=plan.mirror, splits=plan.splits, locked=locked,
+        force=force, slice=plan.slice or None,
+    )
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """Where and how the documents are read (not part of the artifact's identity)."""
+
+    executor: str | Executor
+    workers: int
+    address: str | None
+    progress: bool
+    shard_bytes: int
+
+
+def _write_artifact(
+    plan: FetchPlan, module: Source, prepared: Prepared | None, reading: _Reading
+) -> dict[str, Any]:
+    """Read the documents into shards in a staging folder and move it into place (the manifest,
+    written last, marks it complete)."""
+    entry = plan.entry
+    with staging_dir(plan.target) as tmp:
+        schema = document_schema(module.metadata_columns(entry))
+        writer = ShardWriter(tmp, schema, reading.shard_bytes)
+        skipped = _read_documents(plan, module, prepared, writer, tmp / "_work", reading)
+        shards = writer.close()
+        if not shards:
+            raise CorpuskitError(f"corpus {plan.name!r} produced no documents; check its source")
+        manifest = {
+            **plan.identity,
+            "entry": entry.model_dump(mode="json"),
+            "splits": dict(sorted(writer.split_counts.items())),
+            "skipped": dict(sorted(skipped.items())),
+            "shards": [s.__dict__ for s in shards],
+        }
+        if prepared is not None:
+            manifest["resolved"] = prepared.resolved
+        if plan.slice:
+            manifest["slice"] = _slice_record(plan.slice, writer, prepared)
+        return write_manifest(tmp, manifest)
+
+
+def _read_documents(
+    plan: FetchPlan,
+    module: Source,
+    prepared: Prepared | None,
+    writer: ShardWriter,
+    work: Path,
+    reading: _Reading,
+) -> Counter[str]:
+    """Read the source into ``writer``: in parts by an executor when it offers units, in one
+    stream otherwise, and in one stream cut at the budget for a byte or document slice."""
+    entry, sl = plan.entry, plan.slice
+    units = module.read_units(entry, prepared)
+    if sl.max_files is not None and entry.source.type != "hf":  # hf picks its files itself
+        if units is None:
+            raise CorpuskitError(
+                f"--max-files needs a source read file by file; {entry.name!r} is read as one "
+                "stream (use --max-bytes or --max-documents)"
+            )
+        units = units[: sl.max_files]
+    if sl.limits_documents or not units:
+        documents = (
+            module.read_part(entry, [u for u, _ in units]) if units
+            else module.iter_documents(entry, prepared)
+        )
+        if sl.limits_documents:
+            documents = within_budget(documents, sl, entry.name, reading.progress)
+        return _read_in_one_process(entry, documents, writer, reading.progress)
+    if isinstance(reading.executor, Executor):
+        return _read_in_parts(entry, units, writer, work, reading.executor, reading.progress)
+    with make_executor(reading.executor, workers=reading.workers, address=reading.address) as own:
+        return _read_in_parts(entry, units, writer, work, own, reading.progress)
+
+
+def within_budget(
+    documents: Iterator[dict[str, Any]], sl: Slice, name: str, progress: bool
+) -> Iterator[dict[str, Any]]:
+    """The documents of a slice: in order, until the next one would pass ``max_bytes`` (UTF-8
+    bytes of text) or ``max_documents`` are kept. Skipped documents pass (they are counted,
+    not kept). The bar shows the bytes (or documents) kept against the budget."""
+    bar = tqdm(total=sl.max_bytes or sl.max_documents, desc=f"slice {name}",
+               unit="B" if sl.max_bytes else "doc", unit_scale=True, disable=not progress,
+               leave=False)
+    kept = kept_bytes = 0
+    try:
+        for doc in documents:
+            if doc["text"] is None:
+                yield doc
+                continue
+            size = len(doc["text"].encode("utf-8"))
+            if sl.max_bytes is not None and kept_bytes + size > sl.max_bytes:
+                return
+            kept += 1
+            kept_bytes += size
+            bar.update(size if sl.max_bytes else 1)
+            yield doc
+            if sl.max_documents is not None and kept >= sl.max_documents:
+                return
+    finally:
+        bar.close()
+
+
+def _slice_record(sl: Slice, writer: ShardWriter, prepared: Prepared | None) -> dict[str, Any]:
+    """The slice in the manifest: its budget, what it kept, and what was transferred for it
+    (whole files, or only the parquet row groups it needed) against the bytes it kept."""
+    kept = sum(c["bytes"] for c in writer.split_counts.values())
+    record: dict[str, Any] = {
+        "label": sl.label(),
+        **sl.config(),
+        "documents": sum(c["documents"] for c in writer.split_counts.values()),
+        "bytes": kept,
+    }
+    if prepared is not None and prepared.transferred is not None:
+        record["transferred_bytes"] = prepared.transferred
+        record["transferred_per_slice_byte"] = round(prepared.transferred / max(kept, 1), 4)
+    return record
 
 
 def _read_in_one_process(
     entry: CorpusEntry, documents: Iterator[dict[str, Any]], writer: ShardWriter, progress: bool
 ) -> Counter[str]:
     """A source read as one stream, in this process (WikiText, read split by split, whose
-    articles may continue in the next file; sources that offer no ``read_units``)."""
+    articles may continue in the next file; sources that offer no ``read_units``; slices cut
+    at a budget)."""
     skipped: Counter[str] = Counter()
     bar = tqdm(desc=f"read {entry.name}", unit="doc", disable=not progress, leave=False)
     for doc in documents:

@@ -30,6 +30,7 @@ from filelock import FileLock
 from corpuskit.catalog import CorpusEntry, redact_url
 from corpuskit.errors import CorpuskitError
 from corpuskit.faults import checkpoint
+from corpuskit.slices import Slice
 
 ENV_OFFLINE = "CORPUSKIT_OFFLINE"
 ENV_MIRROR = "CORPUSKIT_MIRROR"
@@ -80,6 +81,9 @@ class FetchContext:
     splits: list[str] | None = None
     locked: dict[str, Any] = field(default_factory=dict)
     force: bool = False  # ``fetch --force``: download again even what the cache holds
+    # ``fetch --max-bytes/--max-documents/--max-files/--subset`` (corpuskit/slices.py); a
+    # source that can read less than its files (hf parquet row groups) uses it, others ignore it
+    slice: Slice | None = None
 
     def __post_init__(self) -> None:
         mirror = self.mirror or os.environ.get(ENV_MIRROR) or None
@@ -108,6 +112,9 @@ class Prepared:
     files: list[LocalFile]
     resolved: dict[str, Any]
     extra_columns: dict[str, str] = field(default_factory=dict)
+    # Bytes the source read from the network or the cache for these files (a slice's ranges
+    # or whole files); recorded in a slice's manifest, never in the lock file.
+    transferred: int | None = None
 
 
 def infer_split(name: str, default: str = "train") -> str:

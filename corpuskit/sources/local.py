@@ -252,7 +252,12 @@ def read_part(entry: CorpusEntry, units: list[LocalUnit]) -> Iterator[dict[str, 
         yield from _unit_documents(entry, unit)
 
 
-def iter_documents(entry: CorpusEntry) -> Iterator[dict[str, Any]]:
+def prepare(entry: CorpusEntry, ctx: Any) -> None:
+    """Nothing to download: the files are on this machine (the Source protocol's step)."""
+    return None
+
+
+def iter_documents(entry: CorpusEntry, prepared: Any = None) -> Iterator[dict[str, Any]]:
     """Documents in a stable order; a file that is skipped (undecodable, generated, a symlink
     out of the folder) comes with a ``None`` text and, where known, a ``skip`` reason."""
     units = read_units(entry)
