@@ -25,11 +25,11 @@ import pyarrow.compute as pc
 import xxhash
 from tqdm.auto import tqdm
 
+from corpuskit.artifacts import artifact_lock
 from corpuskit.catalog import CorpusEntry
 from corpuskit.errors import CorpuskitError
 from corpuskit.executors import Executor, make_executor
 from corpuskit.faults import checkpoint
-from corpuskit.fetch import artifact_lock
 from corpuskit.hf_tokenizer import write_hf_tokenizer
 from corpuskit.pack import PackWriter, dtype_for, read_meta, write_meta
 from corpuskit.paths import tokens_root

@@ -32,6 +32,7 @@ import pyarrow.ipc as ipc
 import xxhash
 
 from corpuskit import __version__
+from corpuskit.artifacts import pid_alive
 from corpuskit.errors import CorpuskitError
 from corpuskit.faults import checkpoint
 
@@ -229,16 +230,6 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def remove_stale_siblings(final: Path) -> list[Path]:
     """Delete ``.<name>.tmp-<pid>`` / ``.<name>.old-<pid>`` beside ``final`` whose process is dead.
 
@@ -257,7 +248,7 @@ def remove_stale_siblings(final: Path) -> list[Path]:
         if stem not in (f".{final.name}.tmp", f".{final.name}.old") or not pid_text.isdigit():
             continue
         pid = int(pid_text)
-        if pid == os.getpid() or _pid_alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

@@ -135,7 +135,7 @@ def _copy_artifact(src: _Root, dst: _Root, rel: str, files: dict[str, int]) -> i
     payload = [name for name in sorted(files) if name != MANIFEST]
     copied = 0
     if dst.local:
-        from corpuskit.fetch import artifact_lock
+        from corpuskit.artifacts import artifact_lock
 
         final = Path(dst.join(rel))
         with artifact_lock(final), staging_dir(final) as tmp:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from corpuskit import api, build
+from corpuskit import api
 from corpuskit.build import BuildConfig, build_root
+from corpuskit.build import run as build
 from corpuskit.catalog import Catalog
 from corpuskit.encode import pack_split, pack_splits
 from corpuskit.errors import CorpuskitError

@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from corpuskit import api, build
+from corpuskit import api
 from corpuskit.build import build_root
+from corpuskit.build import run as build
 from corpuskit.catalog import Catalog
 from corpuskit.cli import cli
 from corpuskit.errors import CorpuskitError

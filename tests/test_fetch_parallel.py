@@ -8,6 +8,7 @@ The Ray side of the same checks is in ``tests/test_fetch_ray.py``.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import random
 from pathlib import Path
@@ -15,13 +16,15 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from corpuskit import fetch as fetch_module
 from corpuskit.catalog import Catalog
 from corpuskit.fetch import Rechunker, fetch_entry, group_units
 from corpuskit.shards import ShardWriter, document_schema, iter_documents
 from corpuskit.sources import local
 from tests.conftest import SHARED_DATA, make_documents
 from tests.test_fetch_helpers import LoopbackServer, Route, tar_gz_bytes
+
+# The module by its full name: the package root's name is the API function.
+fetch_module = importlib.import_module("corpuskit.fetch")  # the module, not the API function
 
 PYTORCH_EXAMPLES = SHARED_DATA / "code-sample" / "pytorch_examples_source.jsonl"
 SHA = "77f55b912142e11fcfdf5b530231fb9c52f181e8"

@@ -4,6 +4,7 @@ fsspec's ``memory://`` standing in for an object store), manifest last."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from corpuskit import api
-from corpuskit import sync as sync_module
 from corpuskit.cli import cli
 from corpuskit.errors import CorpuskitError
+
+# The module by its full name: the package root's name is the API function.
+sync_module = importlib.import_module("corpuskit.sync")  # the module, not the API function
 
 BUILD = {"tokenizer": "byte", "workers": 1, "val_fraction": 0.1}
 

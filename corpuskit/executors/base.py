@@ -1,7 +1,7 @@
 """The one interface the build calls: ``map_ordered(fn, items)``, results in input order.
 
 A build is a few "for every shard, run this function" steps with global steps in between
-(``build.py``). An executor only decides *where* each call runs (this process, worker
+(``corpuskit/build/``). An executor only decides *where* each call runs (this process, worker
 processes, Ray tasks on a cluster); it never sees what the function does, and the build never
 sees how it is scheduled. Results always come back in the order of ``items``, and the build
 merges them in that order, which is what makes the output byte-identical whichever executor
@@ -19,8 +19,6 @@ from types import TracebackType
 from typing import TypeVar
 
 from tqdm.auto import tqdm
-
-from corpuskit.errors import CorpuskitError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -95,35 +93,3 @@ class Executor(ABC):
             self.abort()
         else:
             self.close()
-
-
-def map_partitions(
-    executor: Executor | None, fn: Callable[[T], R], tasks: Sequence[T], *, desc: str
-) -> list[R]:
-    """The results of the partition tasks of a global step, in order: on ``executor`` when
-    there is one (and more than one task), else here. No progress bar: they are short."""
-    if executor is None or len(tasks) == 1:
-        return [fn(t) for t in tasks]
-    return list(executor.map_ordered(fn, tasks, desc=desc, unit="partition", progress=False))
-
-
-def partition_count(executor: Executor | None) -> int:
-    """How many hash partitions a global step is cut into: one per executor slot."""
-    return max(1, executor.slots()) if executor is not None else 1
-
-
-def make_executor(
-    name: str = "local", *, workers: int = 0, address: str | None = None
-) -> Executor:
-    """The executor called ``name``; Ray is imported only when asked for."""
-    if name == "local":
-        if address:
-            raise CorpuskitError("--address is for --executor ray; the local executor has none")
-        from corpuskit.executors.local import LocalExecutor
-
-        return LocalExecutor(workers)
-    if name == "ray":
-        from corpuskit.executors.ray import RayExecutor
-
-        return RayExecutor(address=address, workers=workers)
-    raise CorpuskitError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")

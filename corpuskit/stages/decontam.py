@@ -1,15 +1,18 @@
 """Decontamination: training documents that share a long n-gram with val or test go.
 
-Phases, as for every global stage:
+The four phases of a global stage (``stages/base.py``):
 
-1. ``collect`` (per batch, in the workers): hashes of every ``ngram``-word n-gram of the
-   validation and test documents (lowercased ``\\w+`` words, so punctuation and case do not
-   hide an overlap), written to disk per shard;
-2. global: the build joins them into one sorted, de-duplicated ``uint64`` array on disk
+1. signatures, per shard: hashes of every ``ngram``-word n-gram of the validation and test
+   documents (lowercased ``\\w+`` words, so punctuation and case do not hide an overlap), in
+   ``evalng-i.parquet``; after stopword removal when the ``stopwords`` stage removes them from
+   the training text too;
+2. grouping: the hashes partitioned by value, each partition's distinct hashes sorted
    (documents removed as duplicates are left out first);
-3. ``Decontaminate`` (per batch): a training document any of whose n-grams is in that array is
-   dropped (``mode="drop"``) or kept with ``contaminated = true`` (``mode="mark"``). The lookup
-   is a vectorised binary search into the memory-mapped array.
+3. decisions: the partitions are disjoint, so their sorted union is one sorted,
+   de-duplicated ``uint64`` array on disk;
+4. apply (per batch): a training document any of whose n-grams is in that array is dropped
+   (``mode="drop"``) or kept with ``contaminated = true`` (``mode="mark"``). The lookup is a
+   vectorised binary search into the memory-mapped array.
 
 13 words is the GPT-3 choice (Brown et al. 2020): long enough that shared idioms and quotes
 rarely match, short enough to catch copied passages.
@@ -17,18 +20,27 @@ rarely match, short enough to catch copied passages.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpuskit.stages.base import StageStats, record_samples
+from corpuskit.stages.base import (
+    Decision,
+    GroupingContext,
+    ShardRows,
+    StageStats,
+    record_samples,
+)
+from corpuskit.stages.stopwords import Stopwords
 from corpuskit.stages.words import HASH_VERSION, MATCH_WORDS, batch_words, ngram_hashes
 
 EVAL_SPLITS = ("val", "test")
+TABLE = "eval-ngrams.npy"
 
 
 def eval_ngrams(batch: pa.RecordBatch, ngram: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,11 +75,52 @@ class Decontaminate:
     ngram: int = 13
     table: str = field(default="", compare=False)
     name: str = "decontaminate"
+    # The stopwords stage when it removes stopwords from the training text: val/test n-grams
+    # are then hashed after the same removal (set by the build's plan, not a setting).
+    removed: Stopwords | None = field(default=None, compare=False)
 
     def config(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("table")
+        out.pop("removed")
         return {**out, "hash": HASH_VERSION}
+
+    # ------------------------------------------------------------ the GlobalStage contract
+
+    def signature_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"ngram": self.ngram, "hash": HASH_VERSION}
+        if self.removed is not None:
+            words = self.removed.config()
+            settings["stopwords_removed"] = {k: words[k] for k in ("language", "list")}
+        return settings
+
+    def sink(self) -> _EvalSink:
+        return _EvalSink(self.ngram, self.removed)
+
+    def grouping_tasks(self, context: GroupingContext) -> list[NgramPartition]:
+        numbering, parts = context.numbering, context.partitions
+        files = tuple(
+            str(context.folder / f"evalng-{i:05d}.parquet") for i in range(numbering.shards)
+        )
+        offsets = tuple(int(o) for o in numbering.offsets[:-1])
+        return [NgramPartition(files, offsets, p, parts, str(context.excluded_rows))
+                for p in range(parts)]
+
+    @staticmethod
+    def group(task: NgramPartition) -> np.ndarray:
+        return ngram_partition(task)
+
+    def decide(self, answers: list[np.ndarray], context: GroupingContext) -> Decision:
+        # The partitions are disjoint: sorting their union gives the one sorted table.
+        table = np.sort(np.concatenate(answers)) if answers else np.zeros(0, np.uint64)
+        np.save(context.work / TABLE, table.astype(np.uint64))
+        return Decision(stats={"eval_ngrams": int(len(table))})
+
+    def apply(
+        self, batch: pa.RecordBatch, rows: np.ndarray | None, work: Path, index: int,
+        stats: StageStats,
+    ) -> tuple[pa.RecordBatch, np.ndarray | None]:
+        return replace(self, table=str(Path(work) / TABLE))(batch, stats), None
 
     def __call__(self, batch: pa.RecordBatch, stats: StageStats) -> pa.RecordBatch:
         table = np.load(Path(self.table), mmap_mode="r") if self.table else np.zeros(0, np.uint64)
@@ -89,3 +142,64 @@ class Decontaminate:
             stats.dropped["contaminated"] += hits
             record_samples(batch, pa.array(flags), "contaminated", stats)
         return batch.filter(pa.array(~flags))
+
+
+@dataclass
+class _EvalSink:
+    """One shard's val/test n-gram hashes with their shard row."""
+
+    ngram: int
+    removed: Stopwords | None
+    rows: list[np.ndarray] = field(default_factory=list)
+    hashes: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, batch: pa.RecordBatch, rows: ShardRows) -> None:
+        if self.removed is not None:
+            # Train text will be compared after stopword removal: hash val/test alike.
+            index = batch.schema.get_field_index("text")
+            batch = batch.set_column(index, "text", self.removed.remove(batch.column("text")))
+        doc, hashes = eval_ngrams(batch, self.ngram)
+        self.rows.append(doc + rows.first)
+        self.hashes.append(hashes)
+
+    def write(self, tmp: Path, index: int) -> list[str]:
+        name = f"evalng-{index:05d}.parquet"
+        pl.DataFrame(
+            {
+                "row": np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64),
+                "hash": np.concatenate(self.hashes) if self.hashes else np.zeros(0, np.uint64),
+            }
+        ).write_parquet(tmp / name)
+        return [name]
+
+
+@dataclass(frozen=True)
+class NgramPartition:
+    """One hash partition of the eval n-grams: a pure, picklable task. ``offsets[i]`` is shard
+    ``i``'s first row in the shard-by-shard numbering; ``dropped`` a ``.npy`` of the rows in
+    that numbering already dropped as duplicates (their n-grams do not count)."""
+
+    files: tuple[str, ...]
+    offsets: tuple[int, ...]
+    partition: int
+    partitions: int
+    dropped: str
+
+
+def ngram_partition(task: NgramPartition) -> np.ndarray:
+    """Sorted distinct eval n-gram hashes of this partition, from documents not dropped."""
+    table = (
+        pl.concat(
+            [
+                pl.scan_parquet(f)
+                .filter(pl.col("hash") % task.partitions == task.partition)
+                .with_columns(doc=pl.col("row") + int(start))
+                for f, start in zip(task.files, task.offsets, strict=True)
+            ]
+        )
+        .join(pl.DataFrame({"doc": np.load(task.dropped)}).lazy(), on="doc", how="anti")
+        .select(pl.col("hash").unique().sort())
+        .collect()["hash"]
+        .to_numpy()
+    )
+    return table.astype(np.uint64)

@@ -20,7 +20,10 @@
    the pairs of all partitions with a union-find whose root is always the smallest global row,
    so the first document in the caller's numbering is kept whatever the partitioning, the order
    of the work or the executor (the build numbers test, then val, then train documents).
-3. **Filter, per batch**: the build drops every non-root member (``build.py``).
+3. **Filter, per batch**: every non-root member is dropped (``MinHashLSH.apply``).
+
+``MinHashLSH`` implements the ``GlobalStage`` contract of ``stages/base.py``; it never sees the
+executor that runs its tasks.
 
 With the defaults (128 permutations, 20 bands of 6 rows, threshold 0.8) a pair with Jaccard
 0.8 becomes a candidate with probability ``1 - (1 - 0.8**6)**20 = 0.998``, one with 0.7 with
@@ -33,27 +36,36 @@ verification therefore cuts ``verify_sigmas`` (2) standard errors below the thre
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from corpuskit.errors import CorpuskitError
-from corpuskit.executors.base import map_partitions, partition_count
+from corpuskit.stages.base import (
+    DROPS_SCHEMA,
+    RANKS,
+    Decision,
+    GroupingContext,
+    ShardRows,
+    StageStats,
+    TaskRunner,
+    cluster_stats,
+    drop_rows,
+    dropped_here,
+    partition_count,
+    run_tasks,
+)
 from corpuskit.stages.words import (
     HASH_VERSION,
-    MATCH_WORDS,
-    Words,
+    match_words,
     mix64,
+    shingle_hashes,
     short_document_hashes,
 )
-
-if TYPE_CHECKING:
-    from corpuskit.executors.base import Executor
 
 # Version of the signature values (hash family, key bits, seeding). It is part of
 # ``MinHashLSH.config()``, so changing how signatures are computed changes build fingerprints.
@@ -187,138 +199,35 @@ class MinHashLSH:
                 keys[:, band] = acc
         return keys
 
+    # ------------------------------------------------------------ the GlobalStage contract
 
-def shingle_hashes(words: Words, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(doc, hash)`` of every word n-gram inside one document (a cheaper ``ngram_hashes``).
+    def signature_settings(self) -> dict[str, Any]:
+        """The signatures' settings: threshold and verification are the grouping's only."""
+        settings = self.config()
+        for name in ("threshold", "verify", "verify_sigmas", "name"):
+            settings.pop(name, None)
+        return settings
 
-    The hash is ``mix64(sum_k w[k] * word_hash[i + k])`` wrapping modulo 2**64, with fixed odd
-    weights ``w``: n-grams that differ in one word differ before mixing (an odd weight is
-    invertible), and ones that differ in several collide only by chance. It costs ``2n + 8``
-    passes over the words instead of ``ngram_hashes``' ``10n``.
-    """
-    total = len(words.hashes)
-    if total < n:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    span = total - n + 1
-    weights = mix64(np.arange(1, n + 1, dtype=np.uint64)) | np.uint64(1)
-    combined = np.zeros(span, np.uint64)
-    scratch = np.empty(span, np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            np.multiply(words.hashes[k : k + span], weights[k], out=scratch)
-            combined += scratch
-    inside = np.flatnonzero(words.doc[:span] == words.doc[n - 1 :])
-    return words.doc[inside], mix64(combined[inside])
+    def sink(self) -> _NearSink:
+        return _NearSink(self)
 
+    def grouping_tasks(self, context: GroupingContext) -> list[ClusterPartition]:
+        return _near_tasks(self, context)
 
-# --------------------------------------------------------------------------- words, from bytes
+    @staticmethod
+    def group(task: ClusterPartition) -> pl.DataFrame:
+        return candidate_edges(task)
 
-_WORD_TABLE: np.ndarray | None = None  # is-``\w`` for every code point of the BMP
+    def decide(self, answers: list[pl.DataFrame], context: GroupingContext) -> Decision:
+        drops = join_edges(answers)
+        return Decision(drops=drops, stats=cluster_stats(drops))
 
-
-def _bmp_word_table() -> np.ndarray:
-    global _WORD_TABLE
-    if _WORD_TABLE is None:
-        code_points = np.r_[0:0xD800, 0xE000:0x10000]
-        table = np.zeros(0x10000, bool)
-        table[code_points] = _regex_word([chr(c) for c in code_points.tolist()])
-        _WORD_TABLE = table
-    return _WORD_TABLE
-
-
-def _regex_word(chars: list[str]) -> np.ndarray:
-    """Whether each character matches ``MATCH_WORDS`` (polars' regex engine decides)."""
-    series = pl.Series(chars, dtype=pl.String)
-    return series.str.contains(f"^(?:{MATCH_WORDS})$").to_numpy()
-
-
-def _code_point_is_word(code_points: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(code_points), bool)
-    bmp = code_points < 0x10000
-    out[bmp] = _bmp_word_table()[code_points[bmp]]
-    if not bmp.all():  # emoji, historic scripts: few distinct ones, asked one by one
-        astral = np.flatnonzero(~bmp)
-        unique, inverse = np.unique(code_points[astral], return_inverse=True)
-        out[astral] = _regex_word([chr(c) for c in unique.tolist()])[inverse]
-    return out
-
-
-def match_words(texts: pa.Array | pa.ChunkedArray | list[str], *, seed: int = 0) -> Words:
-    """The lowercased ``\\w+`` words of a batch and their polars hashes, split in numpy.
-
-    The same words as ``words.batch_words(texts, pattern=MATCH_WORDS)`` (a character is a word
-    character when polars' regex says it matches ``\\w``), found without a regex: the batch is
-    lowercased by Arrow (``utf8_lower``: simple case mapping, so ``İ`` becomes ``i`` and a final
-    ``Σ`` becomes ``σ``), every UTF-8 byte is classified (ASCII by range, other code points by a
-    table of the BMP built once per process), and words are the runs of word bytes inside one
-    document. Each word is then hashed by polars as a slice of the Arrow buffer, without copying
-    strings. About 1.6x faster than ``str.extract_all``, which allocates every match.
-    ``chars`` is left empty: MinHash does not need word lengths.
-    """
-    if isinstance(texts, list):
-        arr = pa.array(texts, pa.large_string())
-    else:
-        arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-        arr = arr.cast(pa.large_string())
-    arr = pc.utf8_lower(pc.fill_null(arr, ""))
-    docs = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + docs + 1]
-    lo, hi = (int(offsets[0]), int(offsets[-1])) if docs else (0, 0)
-    if hi == lo:
-        empty = np.zeros(0, np.int64)
-        return Words(empty, np.zeros(0, np.uint64), empty, np.zeros(docs, np.int64))
-    data = np.frombuffer(arr.buffers()[2], np.uint8)[lo:hi]
-    n = len(data)
-    word = (
-        ((data >= 0x61) & (data <= 0x7A))  # a-z
-        | ((data >= 0x30) & (data <= 0x39))  # 0-9
-        | ((data >= 0x41) & (data <= 0x5A))  # A-Z (left by lowercasing? never, but cheap)
-        | (data == 0x5F)  # _
-    )
-    lead = np.flatnonzero(data >= 0xC0)  # first bytes of multi-byte code points
-    if len(lead):
-        b0 = data[lead].astype(np.uint32)
-        size = 2 + (b0 >= 0xE0) + (b0 >= 0xF0)
-        k1, k2, k3 = (np.minimum(lead + k, n - 1) for k in (1, 2, 3))
-        b1, b2, b3 = ((data[k].astype(np.uint32) & 0x3F) for k in (k1, k2, k3))
-        code_point = np.where(
-            size == 2,
-            ((b0 & 0x1F) << 6) | b1,
-            np.where(
-                size == 3,
-                ((b0 & 0x0F) << 12) | (b1 << 6) | b2,
-                ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3,
-            ),
-        )
-        is_word = _code_point_is_word(code_point)
-        word[lead] = is_word
-        word[k1] = is_word
-        word[k2[size >= 3]] = is_word[size >= 3]
-        word[k3[size == 4]] = is_word[size == 4]
-    doc_start = offsets[1:-1] - lo  # a word never runs from one document into the next
-    doc_start = doc_start[(doc_start > 0) & (doc_start < n)]
-    first = np.empty(n, bool)
-    first[0] = word[0]
-    np.greater(word[1:], word[:-1], out=first[1:])
-    first[doc_start] = word[doc_start]
-    last = np.empty(n, bool)
-    last[-1] = word[-1]
-    np.greater(word[:-1], word[1:], out=last[:-1])
-    last[doc_start - 1] = word[doc_start - 1]
-    starts = np.flatnonzero(first)
-    ends = np.flatnonzero(last) + 1
-    count = len(starts)
-    # Words and the gaps between them as one Arrow array over the same buffer: even items are
-    # the words.
-    bounds = np.empty(2 * count + 1, np.int64)
-    bounds[0:-1:2] = starts + lo
-    bounds[1:-1:2] = ends + lo
-    bounds[-1] = hi
-    spans = pa.LargeStringArray.from_buffers(2 * count, pa.py_buffer(bounds), arr.buffers()[2])
-    hashes = pl.from_arrow(spans).hash(seed=seed).to_numpy()[::2].astype(np.uint64, copy=False)
-    doc = np.searchsorted(offsets[1:] - lo, starts, side="right").astype(np.int64)
-    counts = np.bincount(doc, minlength=docs).astype(np.int64)
-    return Words(doc, hashes, np.zeros(0, np.int64), counts)
+    def apply(
+        self, batch: pa.RecordBatch, rows: np.ndarray | None, work: Path, index: int,
+        stats: StageStats,
+    ) -> tuple[pa.RecordBatch, np.ndarray]:
+        hit = dropped_here(work, self.name, index, rows)
+        return drop_rows(batch, hit, "near_duplicate", stats), ~hit
 
 
 @dataclass
@@ -462,33 +371,22 @@ def candidate_edges(task: ClusterPartition) -> pl.DataFrame:
     return pl.DataFrame({"first": u, "doc": v, "similarity": similarity}, schema=_EDGES)
 
 
-def cluster(
+def cluster_tasks(
     lsh: MinHashLSH,
     keys_paths: list[Path],
     sig_paths: list[Path],
     offsets: np.ndarray,
     excluded: np.ndarray,
-    executor: Executor | None = None,
-    partitions: int | None = None,
-) -> pl.DataFrame:
-    """Global phase: ``(doc, kept, similarity)`` for every near-duplicate to drop.
+    partitions: int,
+) -> list[ClusterPartition]:
+    """The grouping cut into ``partitions`` by bucket key: pure tasks for ``candidate_edges``.
 
-    ``offsets[i]`` is the global row of shard ``i``'s first document; ``excluded`` lists global
+    ``offsets[i]`` is the global row of file ``i``'s first document; ``excluded`` lists global
     rows already removed (exact duplicates), which take no part.
-
-    The buckets are split into ``partitions`` by key (default: one, or the executor's slots
-    when an ``executor`` is given); each partition's candidate pairs are found and verified by
-    ``candidate_edges``, as executor tasks when there is an executor, and the driver joins all
-    pairs with one union-find. The pairs of a bucket do not depend on the partitioning and the
-    union-find keeps the smallest row of every component, so the result is the same for any
-    number of partitions, workers or executors.
     """
-    empty = pl.DataFrame(schema={"doc": pl.Int64, "kept": pl.Int64, "similarity": pl.Float64})
     if not keys_paths:
-        return empty
-    if partitions is None:
-        partitions = partition_count(executor)
-    tasks = [
+        return []
+    return [
         ClusterPartition(
             lsh,
             tuple(str(p) for p in keys_paths),
@@ -500,7 +398,17 @@ def cluster(
         )
         for part in range(max(1, partitions))
     ]
-    pieces = map_partitions(executor, candidate_edges, tasks, desc="near-dup buckets")
+
+
+def join_edges(pieces: list[pl.DataFrame]) -> pl.DataFrame:
+    """``(doc, kept, similarity)`` for every near-duplicate to drop, from the partitions' pairs.
+
+    One union-find over all pairs, whose root is the smallest row of every component: the pairs
+    of a bucket do not depend on the partitioning, so neither does the result.
+    """
+    empty = pl.DataFrame(schema=DROPS_SCHEMA)
+    if not pieces:
+        return empty
     edges = pl.concat(pieces).unique(["first", "doc"]).sort("first", "doc")
     if edges.height == 0:
         return empty
@@ -518,4 +426,69 @@ def cluster(
             "kept": np.array([roots[d] for d in dropped], np.int64),
             "similarity": np.array([best.get(d, 1.0) for d in dropped], np.float64),
         }
+    )
+
+
+def cluster(
+    lsh: MinHashLSH,
+    keys_paths: list[Path],
+    sig_paths: list[Path],
+    offsets: np.ndarray,
+    excluded: np.ndarray,
+    executor: TaskRunner | None = None,
+    partitions: int | None = None,
+) -> pl.DataFrame:
+    """Global phase in one call: ``(doc, kept, similarity)`` for every near-duplicate to drop.
+
+    The buckets are split into ``partitions`` by key (default: one, or the runner's slots);
+    each partition runs ``candidate_edges``, on ``executor`` (anything with ``map_ordered``)
+    when given, and ``join_edges`` joins them: the same result for any number of partitions,
+    workers or executors.
+    """
+    if partitions is None:
+        partitions = partition_count(executor)
+    tasks = cluster_tasks(lsh, keys_paths, sig_paths, offsets, excluded, partitions)
+    return join_edges(run_tasks(executor, candidate_edges, tasks, desc="near-dup buckets"))
+
+
+@dataclass
+class _NearSink:
+    """One shard's MinHash signatures and bucket keys, one file pair per split rank (the
+    grouping numbers documents test, then val, then train, each rank shard by shard)."""
+
+    lsh: MinHashLSH
+    ranks: list[ShardSignatures] = field(default_factory=list)
+
+    def add(self, batch: pa.RecordBatch, rows: ShardRows) -> None:
+        if not self.ranks:
+            self.ranks = [ShardSignatures.new(self.lsh) for _ in range(RANKS)]
+        texts = batch.column("text")
+        for r in range(RANKS):
+            mask = rows.rank == r
+            n = int(mask.sum())
+            if n:
+                self.ranks[r].add(texts if n == len(mask) else texts.filter(pa.array(mask)))
+
+    def write(self, tmp: Path, index: int) -> list[str]:
+        names: list[str] = []
+        for r, sig in enumerate(self.ranks):
+            if sig.rows:
+                pair = [f"sigs-{index:05d}-r{r}.npy", f"bands-{index:05d}-r{r}.parquet"]
+                sig.write(tmp / pair[0], tmp / pair[1])
+                names += pair
+        return names
+
+
+def _near_tasks(lsh: MinHashLSH, context: GroupingContext) -> list[ClusterPartition]:
+    """One "file" of the grouping per non-empty (split rank, shard), in the dedup order."""
+    numbering, folder = context.numbering, context.folder
+    shards, starts = numbering.shards, numbering.starts
+    groups = [(r, i) for r in range(RANKS) for i in range(shards) if numbering.counts[i, r] > 0]
+    return cluster_tasks(
+        lsh,
+        [folder / f"bands-{i:05d}-r{r}.parquet" for r, i in groups],
+        [folder / f"sigs-{i:05d}-r{r}.npy" for r, i in groups],
+        np.array([starts[r * shards + i] for r, i in groups] + [starts[-1]], np.int64),
+        np.load(context.excluded),
+        context.partitions,
     )

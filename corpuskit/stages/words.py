@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 HASH_VERSION = f"polars-{pl.__version__}"
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -116,3 +117,136 @@ def short_document_hashes(words: Words, n: int) -> tuple[np.ndarray, np.ndarray]
             has = k < words.counts[short]
             out[has] = mix64(out[has] * _STEP + words.hashes[starts[has] + k])
     return short.astype(np.int64), out
+
+
+# --------------------------------------------------------------------------- words, from bytes
+
+_WORD_TABLE: np.ndarray | None = None  # is-``\w`` for every code point of the BMP
+
+
+def _bmp_word_table() -> np.ndarray:
+    global _WORD_TABLE
+    if _WORD_TABLE is None:
+        code_points = np.r_[0:0xD800, 0xE000:0x10000]
+        table = np.zeros(0x10000, bool)
+        table[code_points] = _regex_word([chr(c) for c in code_points.tolist()])
+        _WORD_TABLE = table
+    return _WORD_TABLE
+
+
+def _regex_word(chars: list[str]) -> np.ndarray:
+    """Whether each character matches ``MATCH_WORDS`` (polars' regex engine decides)."""
+    series = pl.Series(chars, dtype=pl.String)
+    return series.str.contains(f"^(?:{MATCH_WORDS})$").to_numpy()
+
+
+def _code_point_is_word(code_points: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(code_points), bool)
+    bmp = code_points < 0x10000
+    out[bmp] = _bmp_word_table()[code_points[bmp]]
+    if not bmp.all():  # emoji, historic scripts: few distinct ones, asked one by one
+        astral = np.flatnonzero(~bmp)
+        unique, inverse = np.unique(code_points[astral], return_inverse=True)
+        out[astral] = _regex_word([chr(c) for c in unique.tolist()])[inverse]
+    return out
+
+
+def match_words(texts: pa.Array | pa.ChunkedArray | list[str], *, seed: int = 0) -> Words:
+    """The lowercased ``\\w+`` words of a batch and their polars hashes, split in numpy.
+
+    The same words as ``words.batch_words(texts, pattern=MATCH_WORDS)`` (a character is a word
+    character when polars' regex says it matches ``\\w``), found without a regex: the batch is
+    lowercased by Arrow (``utf8_lower``: simple case mapping, so ``İ`` becomes ``i`` and a final
+    ``Σ`` becomes ``σ``), every UTF-8 byte is classified (ASCII by range, other code points by a
+    table of the BMP built once per process), and words are the runs of word bytes inside one
+    document. Each word is then hashed by polars as a slice of the Arrow buffer, without copying
+    strings. About 1.6x faster than ``str.extract_all``, which allocates every match.
+    ``chars`` is left empty: MinHash does not need word lengths.
+    """
+    if isinstance(texts, list):
+        arr = pa.array(texts, pa.large_string())
+    else:
+        arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+        arr = arr.cast(pa.large_string())
+    arr = pc.utf8_lower(pc.fill_null(arr, ""))
+    docs = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + docs + 1]
+    lo, hi = (int(offsets[0]), int(offsets[-1])) if docs else (0, 0)
+    if hi == lo:
+        empty = np.zeros(0, np.int64)
+        return Words(empty, np.zeros(0, np.uint64), empty, np.zeros(docs, np.int64))
+    data = np.frombuffer(arr.buffers()[2], np.uint8)[lo:hi]
+    n = len(data)
+    word = (
+        ((data >= 0x61) & (data <= 0x7A))  # a-z
+        | ((data >= 0x30) & (data <= 0x39))  # 0-9
+        | ((data >= 0x41) & (data <= 0x5A))  # A-Z (left by lowercasing? never, but cheap)
+        | (data == 0x5F)  # _
+    )
+    lead = np.flatnonzero(data >= 0xC0)  # first bytes of multi-byte code points
+    if len(lead):
+        b0 = data[lead].astype(np.uint32)
+        size = 2 + (b0 >= 0xE0) + (b0 >= 0xF0)
+        k1, k2, k3 = (np.minimum(lead + k, n - 1) for k in (1, 2, 3))
+        b1, b2, b3 = ((data[k].astype(np.uint32) & 0x3F) for k in (k1, k2, k3))
+        code_point = np.where(
+            size == 2,
+            ((b0 & 0x1F) << 6) | b1,
+            np.where(
+                size == 3,
+                ((b0 & 0x0F) << 12) | (b1 << 6) | b2,
+                ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3,
+            ),
+        )
+        is_word = _code_point_is_word(code_point)
+        word[lead] = is_word
+        word[k1] = is_word
+        word[k2[size >= 3]] = is_word[size >= 3]
+        word[k3[size == 4]] = is_word[size == 4]
+    doc_start = offsets[1:-1] - lo  # a word never runs from one document into the next
+    doc_start = doc_start[(doc_start > 0) & (doc_start < n)]
+    first = np.empty(n, bool)
+    first[0] = word[0]
+    np.greater(word[1:], word[:-1], out=first[1:])
+    first[doc_start] = word[doc_start]
+    last = np.empty(n, bool)
+    last[-1] = word[-1]
+    np.greater(word[:-1], word[1:], out=last[:-1])
+    last[doc_start - 1] = word[doc_start - 1]
+    starts = np.flatnonzero(first)
+    ends = np.flatnonzero(last) + 1
+    count = len(starts)
+    # Words and the gaps between them as one Arrow array over the same buffer: even items are
+    # the words.
+    bounds = np.empty(2 * count + 1, np.int64)
+    bounds[0:-1:2] = starts + lo
+    bounds[1:-1:2] = ends + lo
+    bounds[-1] = hi
+    spans = pa.LargeStringArray.from_buffers(2 * count, pa.py_buffer(bounds), arr.buffers()[2])
+    hashes = pl.from_arrow(spans).hash(seed=seed).to_numpy()[::2].astype(np.uint64, copy=False)
+    doc = np.searchsorted(offsets[1:] - lo, starts, side="right").astype(np.int64)
+    counts = np.bincount(doc, minlength=docs).astype(np.int64)
+    return Words(doc, hashes, np.zeros(0, np.int64), counts)
+
+
+def shingle_hashes(words: Words, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(doc, hash)`` of every word n-gram inside one document (a cheaper ``ngram_hashes``).
+
+    The hash is ``mix64(sum_k w[k] * word_hash[i + k])`` wrapping modulo 2**64, with fixed odd
+    weights ``w``: n-grams that differ in one word differ before mixing (an odd weight is
+    invertible), and ones that differ in several collide only by chance. It costs ``2n + 8``
+    passes over the words instead of ``ngram_hashes``' ``10n``.
+    """
+    total = len(words.hashes)
+    if total < n:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    span = total - n + 1
+    weights = mix64(np.arange(1, n + 1, dtype=np.uint64)) | np.uint64(1)
+    combined = np.zeros(span, np.uint64)
+    scratch = np.empty(span, np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            np.multiply(words.hashes[k : k + span], weights[k], out=scratch)
+            combined += scratch
+    inside = np.flatnonzero(words.doc[:span] == words.doc[n - 1 :])
+    return words.doc[inside], mix64(combined[inside])
