@@ -353,6 +353,11 @@ def fetch(
 @click.option("--near-dedup/--no-near-dedup", default=None, help="MinHash-LSH near-dups [off].")
 @click.option("--minhash-threshold", type=float, help="Near-duplicate Jaccard threshold [0.8].")
 @click.option(
+    "--paragraph-dedup",
+    type=click.Choice(["off", "paragraphs", "lines"]),
+    help="Remove paragraphs (or lines) repeated across the corpus, keep the first copy [off].",
+)
+@click.option(
     "--stopwords",
     type=click.Choice(["off", "filter", "remove"]),
     help="Drop documents with too few stopwords, or remove stopwords [off].",

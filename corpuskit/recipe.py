@@ -8,7 +8,7 @@ named after the stages, where short names are allowed::
 
     clean: {normalization: NFC, html: true}
     filter: {min_chars: 200, quality: true, repetition: true, languages: [en]}
-    dedup: {exact: true, near: true, threshold: 0.8, bands: 20, rows: 6}
+    dedup: {exact: true, near: true, threshold: 0.8, bands: 20, rows: 6, paragraph: lines}
     stopwords: {mode: filter, language: en}
     decontaminate: {mode: drop, ngram: 13}
     tokenize: {tokenizer: "spm-bpe:8000"}
@@ -50,6 +50,7 @@ SECTION_ALIASES: dict[str, dict[str, str]] = {
         "threshold": "minhash_threshold",
         "verify": "minhash_verify",
         "verify_sigmas": "minhash_verify_sigmas",
+        "paragraph": "paragraph_dedup",
     },
     "stopwords": {
         "mode": "stopwords",

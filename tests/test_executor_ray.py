@@ -36,8 +36,8 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'corp
 
 SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
 
-# Every stage on, so that every phase (exact and near dedup, decontamination, stopwords, the
-# quality filter, per-shard packing of three splits) runs on Ray.
+# Every stage on, so that every phase (exact, near and line dedup, decontamination, stopwords,
+# the quality filter, per-shard packing of three splits) runs on Ray.
 FULL: dict[str, Any] = {
     "val_fraction": 0.1,
     "test_fraction": 0.05,
@@ -46,6 +46,7 @@ FULL: dict[str, Any] = {
     "stopwords": "filter",
     "decontaminate": "drop",
     "decontaminate_ngram": 8,
+    "paragraph_dedup": "lines",
 }
 
 

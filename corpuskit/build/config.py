@@ -18,6 +18,7 @@ from corpuskit.stages.clean import Clean, LengthFilter
 from corpuskit.stages.decontam import Decontaminate
 from corpuskit.stages.filters import CodeFilter, GopherQuality, GopherRepetition, LanguageFilter
 from corpuskit.stages.minhash import MinHashLSH
+from corpuskit.stages.paragraph_dedup import ParagraphDedup
 from corpuskit.stages.stopwords import Stopwords
 from corpuskit.tokenizers import parse_spec
 
@@ -33,6 +34,7 @@ _DECONTAMINATE = Decontaminate()
 _CLEAN = Clean()
 _LENGTH = LengthFilter()
 _LANGUAGE = LanguageFilter()
+_PARAGRAPH = ParagraphDedup()
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,10 @@ class BuildConfig:
     minhash_threshold: float = _MINHASH.threshold
     minhash_verify: bool = _MINHASH.verify
     minhash_verify_sigmas: float = _MINHASH.verify_sigmas
+    paragraph_dedup: str = "off"  # or "paragraphs" / "lines" (ParagraphDedup.mode)
+    paragraph_threshold: int = _PARAGRAPH.threshold
+    paragraph_min_chars: int = _PARAGRAPH.min_chars
+    paragraph_min_unit_chars: int = _PARAGRAPH.min_unit_chars
     # stopwords
     stopwords: str = "off"
     stopwords_language: str | None = None
@@ -136,6 +142,8 @@ class BuildConfig:
             raise CorpuskitError("--min-chars must be >= 0 and <= --max-chars")
         if self.near_dedup:
             self.minhash().validate()
+        if self.paragraph_dedup != "off":
+            self.paragraph().validate()
         if self.executor not in EXECUTORS:
             raise CorpuskitError(f"--executor must be one of {', '.join(EXECUTORS)}")
         if self.address and self.executor != "ray":
@@ -152,6 +160,14 @@ class BuildConfig:
             verify=self.minhash_verify,
             verify_sigmas=self.minhash_verify_sigmas,
             seed=self.seed,
+        )
+
+    def paragraph(self) -> ParagraphDedup:
+        return ParagraphDedup(
+            mode=self.paragraph_dedup,  # type: ignore[arg-type]
+            threshold=self.paragraph_threshold,
+            min_chars=self.paragraph_min_chars,
+            min_unit_chars=self.paragraph_min_unit_chars,
         )
 
     def output_config(self) -> dict[str, Any]:

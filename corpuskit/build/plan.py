@@ -119,6 +119,8 @@ def _finish(entry: CorpusEntry, config: BuildConfig) -> list[Any]:
         stages.append(ExactDedup())
     if config.near_dedup:
         stages.append(config.minhash())
+    if config.paragraph_dedup != "off":
+        stages.append(config.paragraph())
     stopwords = None
     if config.stopwords != "off":
         stopwords = Stopwords(
