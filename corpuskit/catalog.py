@@ -12,11 +12,10 @@ files or folders).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote_plus, urlparse
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import (
@@ -32,6 +31,10 @@ from pydantic import (
     model_validator,
 )
 
+from corpuskit.catalog_mix import MixSource
+from corpuskit.catalog_schema import Gated, Size, SourceRef, Subset, check_subsets
+from corpuskit.catalog_urls import REDACTED, check_url, redact_url  # noqa: F401
+from corpuskit.catalog_yaml import MAX_DEPTH, _line_of, _parse_yaml, _strip_lines
 from corpuskit.errors import CatalogError
 
 ENV_CATALOG = "CORPUSKIT_CATALOG"
@@ -95,70 +98,8 @@ class LocalSource(_Strict):
         return value
 
 
-# Query parameter names that carry credentials, compared lower-case without separators
-# (``X-Amz-Signature`` → ``xamzsignature``): whole names, and endings (``access_token``).
-_SECRET_NAMES = frozenset({"sig", "pass", "auth", "authorization", "jwt"})
-_SECRET_ENDINGS = (
-    "token", "key", "secret", "password", "passwd", "passphrase", "pwd", "signature",
-    "credential", "credentials",
-)
-REDACTED = "REDACTED"
-
-
-def _secret_param(name: str) -> bool:
-    norm = re.sub(r"[^a-z0-9]", "", unquote_plus(name).lower())
-    return norm in _SECRET_NAMES or norm.endswith(_SECRET_ENDINGS)
-
-
-def _redact_query(query: str) -> str:
-    """``a=1&token=x`` → ``a=1&token=REDACTED``; everything else is kept byte for byte."""
-    pieces = []
-    for piece in query.split("&"):
-        name, eq, _ = piece.partition("=")
-        pieces.append(f"{name}={REDACTED}" if eq and _secret_param(name) else piece)
-    return "&".join(pieces)
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for messages, manifests and ``info``: no ``user:password@``, no credential-like
-    query (or fragment) values; a URL with nothing to hide comes back unchanged, so that
-    fingerprints of ordinary catalog entries do not move.
-    """
-    try:
-        parts = urlparse(url)
-    except ValueError:  # e.g. an unbalanced IPv6 bracket: show nothing after the scheme
-        return url.split("://", 1)[0] + "://" + REDACTED if "://" in url else REDACTED
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
-    redacted = parts._replace(
-        netloc=netloc, query=_redact_query(parts.query), fragment=_redact_query(parts.fragment)
-    )
-    return url if redacted == parts else redacted.geturl()
-
-
 SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 COMMIT = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
-_SCHEMES = ("https://", "http://", "file://", "hf://", "s3://", "gs://")
-
-
-def check_url(value: str, *, allow_http: bool, what: str = "URL") -> str:
-    """Refuse URLs we cannot fetch safely: unknown schemes, no host, or plain http.
-
-    Plain http is refused unless the catalog says ``allow_http: true``: the bytes could be
-    changed in transit, and a file without a published sha256 would not notice.
-    """
-    shown = redact_url(value)  # errors are printed and logged: never a credential
-    if not value.startswith(_SCHEMES):
-        raise ValueError(f"unsupported {what} {shown!r}: use https://, hf://, s3://, gs:// or file://")
-    if value.startswith(("https://", "http://")) and not urlparse(value).netloc:
-        raise ValueError(f"{what} {shown!r} has no host")
-    if value.startswith("http://") and not allow_http:
-        raise ValueError(
-            f"plain-http {what} {shown!r} refused: use https://, or set 'allow_http: true' "
-            "on the source if you trust the network path"
-        )
-    return value
 
 
 class RemoteFile(_Strict):
@@ -246,21 +187,31 @@ class HttpSource(_Strict):
 
 
 class HfSource(_Strict):
-    """Files of a Hugging Face Hub dataset repository at a pinned commit.
+    """Files of a Hugging Face Hub dataset repository at a revision.
 
-    ``fallback`` is another source (usually the original archive) used when the Hub cannot be
-    reached or does not have a file.
+    ``revision`` is a 40-hex commit, or a branch or tag (``main``) that the first fetch resolves
+    to a commit and records in the lock file. Files are named one by one (``files``) or by
+    ``globs`` listed through the Hub API at the revision. ``fallback`` is another source
+    (usually the original archive) used when the Hub cannot be reached or lacks a file.
     """
 
     type: Literal["hf"]
     repo: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-    revision: COMMIT
+    revision: str = Field(pattern=r"^(?:[0-9a-f]{40}|[A-Za-z0-9][\w.+/-]*)$")
     config: str | None = None
-    files: list[RemoteFile] = Field(min_length=1)
+    files: list[RemoteFile] = Field(default_factory=list)
+    globs: list[str] | None = None
     fallback: HttpSource | None = None
 
     @model_validator(mode="after")
     def _paths(self) -> HfSource:
+        if not self.files and not self.globs:
+            raise ValueError(
+                "an hf source needs 'files:' (paths in the repo) or 'globs:' "
+                '(e.g. globs: ["sample/10BT/*.parquet"])'
+            )
+        for g in self.globs or []:
+            check_local_glob(g)
         for i, f in enumerate(self.files):
             if not f.path:
                 raise ValueError(f"files[{i}] needs a 'path:' (the file's path in the repo)")
@@ -290,7 +241,8 @@ class GithubSource(_Strict):
 
 
 Source = Annotated[
-    LocalSource | HttpSource | HfSource | KaggleSource | GithubSource, Field(discriminator="type")
+    LocalSource | HttpSource | HfSource | KaggleSource | GithubSource | MixSource,
+    Field(discriminator="type"),
 ]
 
 
@@ -310,14 +262,6 @@ class ReaderOptions(_Strict):
     delimiter: str = ","
 
 
-class Size(_Strict):
-    """What is known of a corpus's size; any field may be unknown."""
-
-    bytes: int | None = None
-    documents: int | None = None
-    tokens: int | None = None
-
-
 class CorpusEntry(_Strict):
     """One corpus: the facts people choose by, and how to get it."""
 
@@ -331,11 +275,37 @@ class CorpusEntry(_Strict):
     size: Size = Field(default_factory=Size)
     splits: list[str] = Field(default_factory=lambda: ["train"])
     citation: str | None = None
+    sources: list[SourceRef] = Field(default_factory=list)
+    processing: str | None = None
+    gated: Gated | None = None
+    subsets: list[Subset] = Field(default_factory=list)
     source: Source
     reader: Literal["text", "wikitext", "parquet", "jsonl", "csv", "code"] = "text"
     reader_options: ReaderOptions = Field(default_factory=ReaderOptions)
     recipe: dict[str, Any] = Field(default_factory=dict)
     origin: str | None = Field(default=None, exclude=True)
+
+    @field_validator("subsets")
+    @classmethod
+    def _distinct_subsets(cls, value: list[Subset]) -> list[Subset]:
+        return check_subsets(value)
+
+    @property
+    def all_languages(self) -> list[str]:
+        """The entry's languages and every subset's, in first-seen order (what it offers)."""
+        subset_languages = [x for s in self.subsets for x in s.languages]
+        return list(dict.fromkeys([*self.languages, *subset_languages]))
+
+    def subset(self, name: str) -> Subset:
+        """The subset called ``name``; an unknown one is an error listing a few known ones."""
+        for s in self.subsets:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.subsets[:8]) or "none"
+        raise CatalogError(
+            f"corpus {self.name!r} has no subset {name!r} (known: {known}); "
+            f"`corpuskit info {self.name}` lists them"
+        )
 
     @field_serializer("homepage")
     def _redacted_homepage(self, value: str | None) -> str | None:
@@ -350,139 +320,13 @@ class CorpusEntry(_Strict):
         return {
             "name": self.name,
             "source": self.source.type,
-            "languages": ",".join(self.languages),
+            "languages": ",".join(self.all_languages),
             "domain": ",".join(self.domains),
             "size_bytes": self.size.bytes,
+            "tokens": self.size.tokens,
             "license": self.license,
+            "gated": self.gated is not None,
         }
-
-
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers the line of every mapping, for error messages."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        try:
-            duplicate = key in seen
-            seen.add(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None, None, "found unhashable key", key_node.start_mark
-            ) from None
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", node.start_mark
-            )
-    mapping = loader.construct_mapping(node, deep=True)
-    lines = {
-        k: key_node.start_mark.line + 1
-        for key_node, _ in node.value
-        for k in [loader.construct_object(key_node)]
-    }
-    mapping["__lines__"] = lines
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-# Bounds on what one catalog file may ask the loader to build: entries are a few levels deep
-# and a few hundred values, so these only stop hostile files (deep nesting would exhaust the
-# recursion limit; aliases of aliases, a "billion laughs", would expand exponentially).
-MAX_DEPTH = 64
-MAX_VALUES = 1_000_000
-
-
-def _children(node: yaml.Node, label: str) -> list[tuple[yaml.Node, str]]:
-    """A node's keys and values, each with the mapping key it sits under (for messages)."""
-    if isinstance(node, yaml.SequenceNode):
-        return [(n, label) for n in node.value]
-    if isinstance(node, yaml.MappingNode):
-        out = []
-        for k, v in node.value:
-            name = k.value if isinstance(k, yaml.ScalarNode) else label
-            out += [(k, label), (v, str(name))]
-        return out
-    return []
-
-
-def _check_bounds(root: yaml.Node, path: Path) -> None:
-    """Refuse a YAML graph deeper than MAX_DEPTH, expanding (aliases counted every time they
-    are used) to more than MAX_VALUES values, or holding an alias to itself; iterative, and
-    linear in the number of distinct nodes."""
-    size: dict[int, int] = {}
-    height: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, str, bool]] = [(root, "", False)]
-    while stack:
-        node, label, finished = stack.pop()
-        key = id(node)
-        where = f"{path}:{node.start_mark.line + 1}: " + (f"{label!r}: " if label else "")
-        if finished:
-            kids = [k for k, _ in _children(node, label)]
-            size[key] = 1 + sum(size[id(k)] for k in kids)
-            height[key] = 1 + max((height[id(k)] for k in kids), default=0)
-            on_path.discard(key)
-            if height[key] > MAX_DEPTH:
-                raise CatalogError(
-                    f"{where}nested more than {MAX_DEPTH} levels deep; a catalog is a list "
-                    "of flat entries"
-                )
-            if size[key] > MAX_VALUES:
-                raise CatalogError(
-                    f"{where}aliases expand to more than {MAX_VALUES:,} values (a YAML "
-                    "bomb?); refused"
-                )
-            continue
-        if key in size:
-            continue
-        if key in on_path:
-            raise CatalogError(f"{where}an alias refers to a value that contains it; refused")
-        on_path.add(key)
-        stack.append((node, label, True))
-        stack.extend((k, name, False) for k, name in _children(node, label) if id(k) not in size)
-
-
-def _parse_yaml(text: str, path: Path) -> Any:
-    """``yaml.load`` with :func:`_check_bounds` between composing and constructing."""
-    loader = _LineLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_bounds(node, path)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _strip_lines(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_lines(v) for k, v in value.items() if k not in ("__lines__", "__line__")}
-    if isinstance(value, list):
-        return [_strip_lines(v) for v in value]
-    return value
-
-
-def _line_of(raw: Any, loc: Sequence[Any]) -> int | None:
-    """Walk a pydantic error location through the raw YAML to the nearest line we know."""
-    line = raw.get("__line__") if isinstance(raw, dict) else None
-    node = raw
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            line = node.get("__lines__", {}).get(part, line)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-            if isinstance(node, dict):
-                line = node.get("__line__", line)
-        else:
-            break
-    return line
 
 
 def load_file(path: Path) -> list[CorpusEntry]:
@@ -524,13 +368,14 @@ def load_file(path: Path) -> list[CorpusEntry]:
             field = ".".join(str(p) for p in loc) or "entry"
             name = raw.get("name", "?")
             raise CatalogError(
-                f"{path}:{line}: corpus {name!r}, field '{field}': {err['msg']}"
+                f"{path}:{line}: corpus {name!r}, field '{field}': "
+                f"{err['msg'].removeprefix('Value error, ')}"
             ) from None
         entries.append(entry)
     return entries
 
 
-_SOURCE_TAGS = {"local", "http", "hf", "kaggle", "github"}
+_SOURCE_TAGS = {"local", "http", "hf", "kaggle", "github", "mix"}
 
 
 def _allows_http(source: Any) -> bool:
@@ -598,32 +443,8 @@ class Catalog:
                 f"unknown corpus {name!r}{hint}; `corpuskit list` shows the known ones"
             ) from None
 
-    def filter(
-        self,
-        *,
-        language: str | None = None,
-        domain: str | None = None,
-        source: str | None = None,
-        license: str | None = None,
-        max_size: int | None = None,
-        search: str | None = None,
-    ) -> list[CorpusEntry]:
-        """Entries matching every given criterion (case-insensitive)."""
-        out = []
-        for e in self:
-            if language and language.lower() not in [x.lower() for x in e.languages]:
-                continue
-            if domain and domain.lower() not in [x.lower() for x in e.domains]:
-                continue
-            if source and source.lower() != e.source.type:
-                continue
-            if license and license.lower() not in e.license.lower():
-                continue
-            if max_size is not None and (e.size.bytes is None or e.size.bytes > max_size):
-                continue
-            if search:
-                hay = " ".join([e.name, e.title, e.description, *e.domains]).lower()
-                if search.lower() not in hay:
-                    continue
-            out.append(e)
-        return out
+    def filter(self, **criteria: Any) -> list[CorpusEntry]:
+        """Entries matching every criterion; see :func:`corpuskit.choose.filter_entries`."""
+        from corpuskit.choose import filter_entries
+
+        return filter_entries(self, **criteria)
