@@ -32,6 +32,7 @@ import yaml
 from corpuskit.build import BuildConfig, make_plan
 from corpuskit.catalog import CorpusEntry
 from corpuskit.errors import CorpuskitError
+from corpuskit.overrides import parse_settings
 
 FIELDS = tuple(BuildConfig.__dataclass_fields__)
 
@@ -117,18 +118,8 @@ def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def parse_sets(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """``--set KEY=VALUE`` options; values are YAML (``true``, ``0.8``, ``[en, de]``)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CorpuskitError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
-            parsed = value
-        out.update(flatten({key.strip(): parsed}, "--set"))
-    return out
+    """``--set KEY=VALUE`` options, parsed as for ``train`` (``corpuskit/overrides.py``)."""
+    return flatten(parse_settings(items), "--set")
 
 
 def make_config(settings: Mapping[str, Any], where: str = "build options") -> BuildConfig:

@@ -20,6 +20,9 @@ from typing import Any
 
 import yaml
 
+from corpuskit.errors import CorpuskitError
+from corpuskit.overrides import split_setting
+
 MODELS = ("gpt", "lstm", "fnn", "ngram")
 
 # Only the keys a preset changes; everything else keeps the dataclass default.
@@ -305,11 +308,11 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     """``["lr=3e-4", "dropout=0.1"]`` as a dict of raw strings (converted by :func:`coerce`)."""
     out: dict[str, str] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ValueError(f"override {item!r} is not KEY=VALUE, e.g. max_steps=500")
-        out[key] = value.strip()
+        try:  # the same parsing and message as build's --set
+            key, value = split_setting(item)
+        except CorpuskitError as exc:
+            raise ValueError(str(exc)) from None
+        out[key] = value
     return out
 
 
