@@ -15,12 +15,16 @@ from typing import Any
 
 from corpuskit.build import BuildConfig, BuildResult, build_entry, build_root
 from corpuskit.catalog import Catalog, CorpusEntry
+from corpuskit.choose import Suggestion, license_family
+from corpuskit.choose import suggest as choose_suggest
 from corpuskit.encode import latest_build
 from corpuskit.errors import CorpuskitError
 from corpuskit.fetch import FetchResult, download_state, fetch_entry
+from corpuskit.mixture import build_mix_entry, fetch_mix, format_mix_plan, is_mix, refuse_mixture
 from corpuskit.paths import clean_root, data_root, raw_dir, runs_root, tokens_root
 from corpuskit.remote import mirrored, remote_url
 from corpuskit.shards import existing_manifest
+from corpuskit.slices import Slice, parse_size, sliced_entry
 from corpuskit.sync import KINDS
 
 CatalogPaths = Sequence[str | os.PathLike[str]]
@@ -32,9 +36,30 @@ def load_catalog(catalog: CatalogPaths = ()) -> Catalog:
 
 
 def list_corpora(catalog: CatalogPaths = (), **filters: Any) -> list[CorpusEntry]:
-    """Catalog entries, filtered by ``language``, ``domain``, ``source``, ``license``,
-    ``max_size`` (bytes) and free-text ``search``."""
+    """Catalog entries, filtered by ``language``/``domain`` (one or several), ``source``,
+    ``license`` (a family: permissive, copyleft, noncommercial, unknown; or text in the id),
+    ``max_size`` (bytes), ``min_tokens``/``max_tokens``, ``gated`` and free-text ``search``;
+    ``sort`` by name, size or tokens (see :func:`corpuskit.choose.filter_entries`)."""
     return load_catalog(catalog).filter(**filters)
+
+
+def suggest(
+    *,
+    language: str | Sequence[str] | None = None,
+    domain: str | Sequence[str] | None = None,
+    tokens: int | str | None = None,
+    license: str | None = None,
+    gated: bool | None = None,
+    limit: int = 10,
+    catalog: CatalogPaths = (),
+) -> list[Suggestion]:
+    """The catalog entries that fit a question, best first, each with one line of reasons and
+    the fetch command (``tokens`` is a budget such as ``2B``); see
+    :func:`corpuskit.choose.suggest` for the ranking."""
+    return choose_suggest(
+        load_catalog(catalog), language=language, domain=domain, tokens=tokens,
+        license=license, gated=gated, limit=limit,
+    )
 
 
 def info(
@@ -56,7 +81,24 @@ def info(
     local.update(download_state(root, name))
     local["clean_builds"] = _artifacts(clean_root(root, name))
     local["token_builds"] = _artifacts(tokens_root(root, name))
-    return {**entry.model_dump(mode="json"), "origin": entry.origin, "local": local}
+    local["raw_slices"] = _slices(raw_dir(root, name))
+    return {
+        **entry.model_dump(mode="json"),
+        "origin": entry.origin,
+        "license_family": license_family(entry.license),
+        "local": local,
+    }
+
+
+def _slices(raw: Path) -> list[str]:
+    """Fetched slices of the corpus (``raw/NAME@max-bytes=2GB``, ...), each its own artifact."""
+    if not raw.parent.is_dir():
+        return []
+    return sorted(
+        str(p)
+        for p in raw.parent.glob(f"{raw.name}@*")
+        if p.is_dir() and existing_manifest(p) is not None
+    )
 
 
 def _artifacts(base: Path) -> list[str]:
@@ -81,6 +123,10 @@ def fetch(
     executor: str = "local",
     workers: int | None = None,
     address: str | None = None,
+    max_bytes: int | str | None = None,
+    max_documents: int | None = None,
+    max_files: int | None = None,
+    subset: str | None = None,
 ) -> FetchResult:
     """Fetch a corpus into ``<data>/raw/<name>/`` (does nothing when already up to date).
 
@@ -89,8 +135,19 @@ def fetch(
     files as ``executor`` tasks: ``"local"`` with ``workers`` processes (default 1: this
     process; 0: every core) or ``"ray"`` (``address``: a running cluster; ``workers``: a cap,
     default every CPU); the shards are byte-identical either way (docs/scale-out.md).
+
+    ``max_bytes`` (``"2GB"`` or a number), ``max_documents``, ``max_files`` and ``subset`` (or
+    a name ``NAME@max-bytes=2GB``) fetch a slice into ``<data>/raw/NAME@<slice>/``, a
+    deterministic prefix of the corpus within the budget (corpuskit/slices.py).
     """
-    entry = load_catalog(catalog).get(name)
+    wanted = Slice(
+        subset=subset,
+        max_files=max_files,
+        max_documents=max_documents,
+        max_bytes=parse_size(str(max_bytes)) if max_bytes is not None else None,
+    )
+    entry = sliced_entry(load_catalog(catalog), name, wanted)
+    name = entry.name
     if address and executor != "ray":
         raise CorpuskitError("--address is for --executor ray")
     if workers is None:
@@ -103,17 +160,13 @@ def fetch(
                 mirror=mirror, splits=splits, executor=executor, workers=workers,
                 address=address,
             )
-    return fetch_entry(
-        entry,
-        data_root(data_dir),
-        force=force,
-        progress=progress,
-        mirror=mirror,
-        splits=list(splits) if splits else None,
-        executor=executor,
-        workers=workers,
-        address=address,
+    options: dict[str, Any] = dict(
+        force=force, progress=progress, mirror=mirror, splits=list(splits) if splits else None,
+        executor=executor, workers=workers, address=address,
     )
+    if is_mix(entry):  # a mixture fetches each of its components (corpuskit/mixture/)
+        return fetch_mix(load_catalog(catalog), entry, data_root(data_dir), **options)
+    return fetch_entry(entry, data_root(data_dir), **options)
 
 
 def build(
@@ -148,8 +201,12 @@ def build(
                 fetch_missing=fetch_missing, recipe=recipe, settings=settings, force=force,
                 **config,
             )
-    entry = load_catalog(catalog).get(name)
+    cat = load_catalog(catalog)
+    entry = sliced_entry(cat, name)  # NAME@max-bytes=2GB builds that slice's raw artifact
     root = build_root(data_dir)
+    if is_mix(entry):  # components cleaned, one tokenizer, resampled (corpuskit/mixture/)
+        return build_mix_entry(cat, entry, root, recipe=recipe, overrides=_overrides(
+            settings, config), progress=progress, force=force, fetch_missing=fetch_missing)
     build_config = build_settings(entry, recipe, settings, config)
     if fetch_missing and existing_manifest(raw_dir(root, name)) is None:
         fetch_entry(entry, root, progress=progress)
@@ -163,11 +220,18 @@ def build_settings(
     config: Mapping[str, Any],
 ) -> BuildConfig:
     """The resolved, validated build config (before any fetch: a typo costs no download)."""
-    from corpuskit.recipe import flatten, resolve
+    from corpuskit.recipe import resolve
+
+    return resolve(entry, recipe, _overrides(settings, config))
+
+
+def _overrides(settings: Mapping[str, Any] | None, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``--set`` values, then explicit arguments (those not None) over them."""
+    from corpuskit.recipe import flatten
 
     overrides = flatten(settings or {}, "--set")
     overrides.update({k: v for k, v in config.items() if v is not None})
-    return resolve(entry, recipe, overrides)
+    return overrides
 
 
 def build_plan(
@@ -181,7 +245,10 @@ def build_plan(
     """What ``build`` would do with these options, as text (``corpuskit build --dry-run``)."""
     from corpuskit.recipe import format_plan
 
-    entry = load_catalog(catalog).get(name)
+    cat = load_catalog(catalog)
+    entry = sliced_entry(cat, name)
+    if is_mix(entry):
+        return format_mix_plan(cat, entry, recipe, _overrides(settings, config))
     return format_plan(entry, build_settings(entry, recipe, settings, config))
 
 
@@ -277,12 +344,14 @@ def _parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
 
 
 def evaluate(
-    run: str, split: str = "val", *, data_dir: str | os.PathLike[str] | None = None
+    run: str, split: str = "val", *, data_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Loss, perplexity, next-token accuracy and bits per byte of a run on a split."""
+    """Loss, perplexity, next-token accuracy and bits per byte of a run on a split
+    (``progress``: a bar of the tokens evaluated, with an ETA)."""
     from corpuskit.train import evaluate as run_evaluate
 
-    return run_evaluate(resolve_run(run, data_root(data_dir)), split)
+    return run_evaluate(resolve_run(run, data_root(data_dir)), split, progress=progress)
 
 
 def evaluate_hf(
@@ -294,13 +363,23 @@ def evaluate_hf(
     stride: int | None = None,
     device: str = "auto",
     progress: bool = True,
+    record: bool = True,
 ) -> dict[str, Any]:
-    """A local transformers causal LM on a build's split (see corpuskit/train/hf_model.py)."""
+    """A local transformers causal LM on a build's split (see corpuskit/train/hf_model.py).
+
+    ``record`` keeps the result as ``<data>/runs/hf-<model>-on-<corpus>/`` (its path in the
+    result's ``run``), so ``compare`` lists the model beside corpuskit's runs."""
     from corpuskit.train.hf_model import evaluate_hf as run_evaluate_hf
+    from corpuskit.train.hf_model import record_hf_eval
 
     root = data_root(data_dir)
-    return run_evaluate_hf(model, resolve_build(build, root), root, split, stride=stride,
-                           device=device, progress=progress)
+    build_dir = resolve_build(build, root)
+    refuse_mixture(build_dir, "eval --hf-model")  # it re-tokenizes the cleaned text
+    metrics = run_evaluate_hf(model, build_dir, root, split, stride=stride, device=device,
+                              progress=progress)
+    if record:
+        metrics["run"] = str(record_hf_eval(root, build_dir, metrics))
+    return metrics
 
 
 def compare(
@@ -318,7 +397,7 @@ def compare(
             else []
         )
     else:
-        dirs = [resolve_run(r, root) for r in runs]
+        dirs = [d for r in runs for d in _runs_named(r, root)]  # an ablation: its runs
     if not dirs:
         raise CorpuskitError("there is no run yet; train one with `corpuskit train`")
     return run_compare(dirs)
@@ -388,8 +467,10 @@ def export(
     to: str = "hf",
     data_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    progress: bool = True,
 ) -> Path:
-    """Write a build's documents and token ids as Hugging Face datasets under ``out``."""
+    """Write a build's documents and token ids as Hugging Face datasets under ``out``
+    (``progress=False`` silences every bar, ``datasets``' own included)."""
     from corpuskit.export import export_hf
 
     if to == "transformers":  # ``build`` names a gpt run here: the model leaves, not the data
@@ -401,7 +482,10 @@ def export(
     if to != "hf":
         raise CorpuskitError(f"unknown export format {to!r}; supported: hf, transformers")
     root = data_root(data_dir)
-    return export_hf(resolve_build(build, root), root, Path(out), overwrite=overwrite)
+    build_dir = resolve_build(build, root)
+    refuse_mixture(build_dir, "export --to hf")
+    return export_hf(build_dir, root, Path(out), overwrite=overwrite,
+                     progress=progress)
 
 
 def verify(
@@ -502,3 +586,32 @@ def doctor(
     return run_checks(
         data_root(data_dir), catalog=catalog, offline=offline, timeout=timeout, hosts=hosts
     )
+
+
+def _runs_named(run: str, root: Path) -> list[Path]:
+    """The runs of the ablation named ``run`` (``corpuskit compare ABLATION``), else the run."""
+    from corpuskit.ablate import ablation_runs
+
+    found = ablation_runs(root, run) if re.fullmatch(r"[A-Za-z0-9._-]+", run) else None
+    return found if found is not None else [resolve_run(run, root)]
+
+
+def ablate(
+    spec: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    catalog: CatalogPaths = (),
+    progress: bool = True,
+    log: Any = print,
+    report: bool = True,
+) -> Any:
+    """Which corpus, which recipe? Train the spec's model on an equal budget of each candidate
+    and score every run on one shared, decontaminated eval set in bits per byte (a spec file
+    or mapping; see corpuskit/ablate.py and examples/ablate-*.yaml). Reuses every build and
+    finished run; returns an ``ablate.AblationResult`` (``as_dict()`` for JSON)."""
+    from corpuskit.ablate import ablate as run_ablate
+    from corpuskit.ablate_spec import load_spec, parse_spec
+
+    parsed = parse_spec(dict(spec)) if isinstance(spec, Mapping) else load_spec(spec)
+    return run_ablate(parsed, data_root(data_dir), catalog=catalog, progress=progress, log=log,
+                      write_report=report)

@@ -18,6 +18,7 @@ def evaluate(run_dir: str | Path, split: str = "val", *, device: str = "auto",
     ``progress`` shows a bar of the tokens evaluated with an ETA (neural models).
     """
     from corpuskit.train.checkpoint import read_run_config
+    from corpuskit.train.components import add_components
     from corpuskit.train.loaded import load_run
     from corpuskit.train.metrics import measure
     from corpuskit.train.models import counted
@@ -26,8 +27,14 @@ def evaluate(run_dir: str | Path, split: str = "val", *, device: str = "auto",
     build_path = Path(build_dir) if build_dir is not None else Path(data["build_dir"])
     family = counted(config.model)
     if family is not None:
-        return family.evaluate_run(Path(run_dir), build_path, split)
-    loaded = load_run(run_dir, device=device, build_dir=build_path, splits=[split])
-    assert loaded.build is not None
-    return measure(loaded.model, loaded.build, split, config, loaded.device, loaded.dtype,
-                   max_tokens=config.final_eval_tokens, progress=progress)
+        def one(name: str) -> dict[str, Any]:
+            return family.evaluate_run(Path(run_dir), build_path, name)
+    else:
+        loaded = load_run(run_dir, device=device, build_dir=build_path, splits=[split])
+        assert loaded.build is not None
+
+        def one(name: str) -> dict[str, Any]:
+            return measure(loaded.model, loaded.build, name, config, loaded.device,
+                           loaded.dtype, max_tokens=config.final_eval_tokens, progress=progress)
+    # A mixture build: the loss of each component too (corpuskit/train/components.py).
+    return add_components(one(split), build_path, split, one)

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from corpuskit.errors import CorpuskitError
 from corpuskit.faults import checkpoint as fault_point
 from corpuskit.train import checkpoint as ckpt
+from corpuskit.train.components import add_components
 from corpuskit.train.config import TrainConfig
 from corpuskit.train.data import RandomWindows, StreamBatches, to_device
 from corpuskit.train.flops import device_peak_tflops, flops_per_token, mfu
@@ -401,6 +402,8 @@ class _Trainer:
                     result[split] = self._eval(split, cfg.final_eval_tokens)
                     self._record({"kind": "eval", "step": p.step, "split": split,
                                   **result[split]})
+                    add_components(result[split], self.build.path, split,  # a mixture
+                                   lambda name: self._eval(name, cfg.final_eval_tokens))
             result["initial_val_loss"] = p.initial_val_loss
             result["train"] = {
                 "model": cfg.model, "preset": cfg.preset, "params": self.model.num_params(),

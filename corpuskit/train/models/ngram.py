@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from corpuskit.train import checkpoint as ckpt
+from corpuskit.train.components import add_components
 from corpuskit.train.config import TrainConfig
 from corpuskit.train.scores import summarize
 from corpuskit.train.tokens import TokenBuild, open_build
@@ -238,6 +239,8 @@ def train(build: TokenBuild, run_dir: Path, config: TrainConfig, *,
             result[split] = _score(model, build, split, config.final_eval_tokens)
             ckpt.append_metrics(run_dir, {"kind": "eval", "step": 1, "split": split,
                                           **result[split]})
+            add_components(result[split], build.path, split,  # a mixture: per component
+                           lambda name: _score(model, build, name, config.final_eval_tokens))
     result["initial_val_loss"] = math.log(build.vocab_size)  # before counting: uniform
     result["train"] = {"model": "ngram", "preset": config.preset, "params": int(sum(sizes)),
                        "steps": 1, "tokens": int(tokens.size), "seconds": seconds,
