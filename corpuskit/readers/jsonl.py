@@ -1,5 +1,6 @@
 """JSON Lines (``.jsonl``, ``.json`` with one object per line, or a JSON array), optionally
-compressed (``.gz``, ``.zst``): one document per record, text from ``reader_options.text_fields``.
+compressed (``.gz``, ``.zst``, ``.xz``): one document per record, text from
+``reader_options.text_fields``.
 
 Lines are read as bytes and decoded one at a time, so a bad line is a counted skip
 (``not_utf8`` or ``bad_json``) and never stops the corpus.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import lzma
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +28,11 @@ def metadata_columns(options: ReaderOptions) -> list[str]:
 
 
 def open_binary(path: Path) -> IO[bytes]:
-    """The file's bytes, decompressed by suffix (``.gz``, ``.zst``)."""
+    """The file's bytes, decompressed by suffix (``.gz``, ``.zst``, ``.xz``), streamed."""
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
+    if path.suffix == ".xz":
+        return lzma.open(path, "rb")
     if path.suffix in {".zst", ".zstd"}:
         try:
             import zstandard
@@ -69,22 +73,32 @@ def _records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
 
 def read(files: list[tuple[Path, str]], options: ReaderOptions) -> Iterator[dict[str, Any]]:
     for path, name in files:
-        try:
-            yield from _read_file(path, name, options)
-        except (EOFError, OSError, zlib.error) as exc:
-            # gzip raises EOFError or BadGzipFile on a truncated or mislabelled file; an OSError
-            # with an errno is the machine's (disk, permissions) and keeps its own message.
-            if isinstance(exc, OSError) and exc.errno is not None:
-                raise
-            raise CorpuskitError(
-                f"{name}: damaged or truncated compressed file ({exc}); delete it and fetch again"
-            ) from None
-        except Exception as exc:
-            if type(exc).__name__ != "ZstdError":  # zstandard's own error type
-                raise
-            raise CorpuskitError(
-                f"{name}: damaged or truncated zstd file ({exc}); delete it and fetch again"
-            ) from None
+        yield from guarded(name, _read_file(path, name, options))
+
+
+def guarded(name: str, documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``documents`` of one file, a damaged compressed stream turned into a one-line error.
+
+    Shared with the text reader: a truncated ``.gz``/``.xz``/``.zst`` file must stop the fetch
+    with a message naming the file, never end its documents early as if it were complete.
+    """
+    try:
+        yield from documents
+    except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        # gzip raises EOFError or BadGzipFile on a truncated or mislabelled file, lzma EOFError
+        # or LZMAError; an OSError with an errno is the machine's (disk, permissions) and
+        # keeps its own message.
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise CorpuskitError(
+            f"{name}: damaged or truncated compressed file ({exc}); delete it and fetch again"
+        ) from None
+    except Exception as exc:
+        if type(exc).__name__ != "ZstdError":  # zstandard's own error type
+            raise
+        raise CorpuskitError(
+            f"{name}: damaged or truncated zstd file ({exc}); delete it and fetch again"
+        ) from None
 
 
 def _read_file(path: Path, name: str, options: ReaderOptions) -> Iterator[dict[str, Any]]:

@@ -6,16 +6,22 @@ file larger than memory streams through, and a single large file becomes many do
 can be split into train/val and sharded. Blank lines are separators in those units, not lost
 text. A file whose bytes stop being UTF-8 part way keeps the documents read before the bad
 bytes, and the rest of it is counted as skipped (``not_utf8``), never dropped silently.
+
+A file named ``.gz``, ``.zst`` or ``.xz`` (CC-100 ships one ``xx.txt.xz`` per language) is
+decompressed as a stream while it is read; a damaged or truncated one stops with a one-line
+error naming the file rather than ending its text early as if it were complete.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from corpuskit.catalog import ReaderOptions
 from corpuskit.readers import decode, skipped
+from corpuskit.readers.jsonl import guarded, open_binary
 
 
 def metadata_columns(options: ReaderOptions) -> list[str]:
@@ -25,13 +31,19 @@ def metadata_columns(options: ReaderOptions) -> list[str]:
 def read(files: list[tuple[Path, str]], options: ReaderOptions) -> Iterator[dict[str, Any]]:
     for path, name in files:
         if options.unit == "file":
-            text = decode(path.read_bytes())
-            if text is None:
-                yield skipped(name, name, "not_utf8")
-            else:
-                yield {"key": name, "text": text, "file": name}
+            yield from guarded(name, _whole(path, name))
         else:
-            yield from _units(path, name, options.unit)
+            yield from guarded(name, _units(path, name, options.unit))
+
+
+def _whole(path: Path, name: str) -> Iterator[dict[str, Any]]:
+    """The whole file as one document (decompressed when its suffix says so)."""
+    with open_binary(path) as stream:
+        text = decode(stream.read())
+    if text is None:
+        yield skipped(name, name, "not_utf8")
+    else:
+        yield {"key": name, "text": text, "file": name}
 
 
 def _units(path: Path, name: str, unit: str) -> Iterator[dict[str, Any]]:
@@ -46,7 +58,9 @@ def _units(path: Path, name: str, unit: str) -> Iterator[dict[str, Any]]:
         return record
 
     # utf-8-sig drops a leading byte-order mark; newline="" keeps "\r\n" as the file has it.
-    with path.open("r", encoding="utf-8-sig", errors="strict", newline="") as f:
+    with io.TextIOWrapper(
+        open_binary(path), encoding="utf-8-sig", errors="strict", newline=""
+    ) as f:
         try:
             for raw in f:
                 line = raw.rstrip("\r\n")
