@@ -33,21 +33,34 @@ _API = (
     "report",
     "doctor",
     "verify",
+    "ablate",
 )
 
 
-class _Root(types.ModuleType):
-    """The package itself: names of the API stay the API's.
+class _ApiModule(types.ModuleType):
+    """A submodule whose name is also an API function (``corpuskit.build`` the package,
+    ``corpuskit.sync`` the module): calling it calls the function."""
 
-    Importing a submodule binds it as an attribute of its package; ``corpuskit.build`` (the
-    build package) and ``corpuskit.sync`` would then hide the functions of the same name, and
-    ``corpuskit.build("python-stdlib")`` would fail with "'module' object is not callable". The
-    submodules stay importable by their full names (``from corpuskit.build import BuildConfig``).
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        from corpuskit import api
+
+        return getattr(api, self.__name__.rpartition(".")[2])(*args, **kwargs)
+
+
+class _Root(types.ModuleType):
+    """The package itself: names of the API stay callable as the API.
+
+    Importing a submodule binds it as an attribute of its package, so ``corpuskit.build``
+    became the build package once anything imported it, and the README's
+    ``corpuskit.build("python-stdlib")`` failed with "'module' object is not callable". Such a
+    submodule is bound as an ``_ApiModule`` instead: ``corpuskit.build(...)`` calls
+    ``api.build``, while ``corpuskit.build.run`` and ``import corpuskit.build.run as run`` keep
+    working as for any package.
     """
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name in _API and isinstance(value, types.ModuleType):
-            return
+        if name in _API and type(value) is types.ModuleType:
+            value.__class__ = _ApiModule
         super().__setattr__(name, value)
 
 

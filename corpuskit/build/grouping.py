@@ -52,25 +52,31 @@ def shard_rows(cache: Phase1Cache, numbering: Numbering, docs: np.ndarray) -> tu
     return shard, rows
 
 
+def _ids_of(cache: Phase1Cache, numbering: Numbering, docs: np.ndarray) -> pl.DataFrame:
+    """``(doc, id)`` of the given dedup numbers, read shard by shard: the driver never holds
+    more than one shard's ids besides the answer."""
+    wanted = pl.DataFrame({"doc": np.unique(docs).astype(np.int64)}).lazy()
+    pieces = [
+        numbered(pl.scan_parquet(cache.file("keys", i, "parquet")), numbering.rank_starts(i))
+        .select("doc", "id")
+        .join(wanted, on="doc", how="semi")
+        .collect()
+        for i in range(numbering.shards)
+    ]
+    return pl.concat(pieces) if pieces else pl.DataFrame(schema={"doc": pl.Int64, "id": pl.String})
+
+
 def _write_duplicates(
     found: list[pl.DataFrame], cache: Phase1Cache, numbering: Numbering, out_dir: Path
 ) -> None:
     """``duplicates.parquet``: ``id, duplicate_of, kind, similarity``, by dedup number."""
-    ids = pl.concat(
-        [
-            numbered(pl.scan_parquet(cache.file("keys", i, "parquet")), numbering.rank_starts(i))
-            for i in range(numbering.shards)
-        ]
-    ).select("doc", "id")
+    drops = pl.concat(found).sort("doc")
+    ids = _ids_of(cache, numbering, np.concatenate([drops["doc"], drops["kept"]]))
     (
-        pl.concat(found)
-        .sort("doc")
-        .lazy()
-        .join(ids, on="doc", how="left")
+        drops.join(ids, on="doc", how="left")
         .join(ids.rename({"doc": "kept", "id": "duplicate_of"}), on="kept", how="left")
         .sort("doc")
         .select("id", "duplicate_of", "kind", "similarity")
-        .collect()
         .write_parquet(out_dir / DUPLICATES)
     )
 

@@ -8,8 +8,9 @@ The four phases of a global stage (``stages/base.py``):
    the training text too;
 2. grouping: the hashes partitioned by value, each partition's distinct hashes sorted
    (documents removed as duplicates are left out first);
-3. decisions: the partitions are disjoint, so their sorted union is one sorted,
-   de-duplicated ``uint64`` array on disk;
+3. decisions: each partition task writes its sorted, de-duplicated ``uint64`` array to the
+   work folder itself (the partitions are disjoint by hash), so the table never passes
+   through the driver;
 4. apply (per batch): a training document any of whose n-grams is in that array is dropped
    (``mode="drop"``) or kept with ``contaminated = true`` (``mode="mark"``). The lookup is a
    vectorised binary search into the memory-mapped array.
@@ -40,7 +41,7 @@ from corpuskit.stages.stopwords import Stopwords
 from corpuskit.stages.words import HASH_VERSION, MATCH_WORDS, batch_words, ngram_hashes
 
 EVAL_SPLITS = ("val", "test")
-TABLE = "eval-ngrams.npy"
+TABLE_PREFIX = "eval-ngrams-p"
 
 
 def eval_ngrams(batch: pa.RecordBatch, ngram: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,17 +55,41 @@ def eval_ngrams(batch: pa.RecordBatch, ngram: int) -> tuple[np.ndarray, np.ndarr
     return rows[doc], hashes
 
 
-def contaminated_rows(texts: pa.Array, ngram: int, table: np.ndarray) -> np.ndarray:
-    """Boolean per document: does any of its n-grams occur in the sorted ``table``?"""
+def _found(table: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    if not len(table):
+        return np.zeros(len(hashes), bool)
+    pos = np.searchsorted(table, hashes)
+    return table[np.minimum(pos, len(table) - 1)] == hashes
+
+
+def contaminated_rows(
+    texts: pa.Array, ngram: int, table: np.ndarray | list[np.ndarray]
+) -> np.ndarray:
+    """Boolean per document: does any of its n-grams occur in the sorted ``table``? A list of
+    tables is hash-partitioned: table ``p`` holds the hashes ``h`` with ``h % len(list) == p``."""
+    tables = table if isinstance(table, list) else [table]
     words = batch_words(texts, pattern=MATCH_WORDS)
     hit = np.zeros(len(words.counts), bool)
-    if not len(table):
+    if not sum(len(t) for t in tables):
         return hit
     doc, _, hashes = ngram_hashes(words, ngram)
-    pos = np.searchsorted(table, hashes)
-    found = table[np.minimum(pos, len(table) - 1)] == hashes
-    hit[doc[found]] = True
+    part = hashes % np.uint64(len(tables))
+    for p, t in enumerate(tables):
+        pick = np.flatnonzero(part == p)
+        hit[doc[pick[_found(np.asarray(t), hashes[pick])]]] = True
     return hit
+
+
+def load_tables(path: str) -> list[np.ndarray]:
+    """The n-gram table(s), memory-mapped: one ``.npy`` file, or a folder's
+    ``eval-ngrams-p*.npy`` hash partitions (none: an empty table)."""
+    if not path:
+        return [np.zeros(0, np.uint64)]
+    folder = Path(path)
+    if not folder.is_dir():
+        return [np.load(folder, mmap_mode="r")]
+    files = sorted(folder.glob(f"{TABLE_PREFIX}*.npy"))
+    return [np.load(f, mmap_mode="r") for f in files] or [np.zeros(0, np.uint64)]
 
 
 @dataclass(frozen=True)
@@ -103,33 +128,36 @@ class Decontaminate:
             str(context.folder / f"evalng-{i:05d}.parquet") for i in range(numbering.shards)
         )
         offsets = tuple(int(o) for o in numbering.offsets[:-1])
-        return [NgramPartition(files, offsets, p, parts, str(context.excluded_rows))
-                for p in range(parts)]
+        return [
+            NgramPartition(
+                files, offsets, p, parts, str(context.excluded_rows),
+                str(context.work / f"{TABLE_PREFIX}{p:05d}.npy"),
+            )
+            for p in range(parts)
+        ]
 
     @staticmethod
-    def group(task: NgramPartition) -> np.ndarray:
-        return ngram_partition(task)
+    def group(task: NgramPartition) -> int:
+        return write_partition(task)
 
-    def decide(self, answers: list[np.ndarray], context: GroupingContext) -> Decision:
-        # The partitions are disjoint: sorting their union gives the one sorted table.
-        table = np.sort(np.concatenate(answers)) if answers else np.zeros(0, np.uint64)
-        np.save(context.work / TABLE, table.astype(np.uint64))
-        return Decision(stats={"eval_ngrams": int(len(table))})
+    def decide(self, answers: list[int], context: GroupingContext) -> Decision:
+        # Each partition wrote its own sorted table: nothing of them passes through the driver.
+        return Decision(stats={"eval_ngrams": int(sum(answers))})
 
     def apply(
         self, batch: pa.RecordBatch, rows: np.ndarray | None, work: Path, index: int,
         stats: StageStats,
     ) -> tuple[pa.RecordBatch, np.ndarray | None]:
-        return replace(self, table=str(Path(work) / TABLE))(batch, stats), None
+        return replace(self, table=str(work))(batch, stats), None
 
     def __call__(self, batch: pa.RecordBatch, stats: StageStats) -> pa.RecordBatch:
-        table = np.load(Path(self.table), mmap_mode="r") if self.table else np.zeros(0, np.uint64)
+        tables = load_tables(self.table)
         is_train = pc.equal(batch.column("split"), "train").to_numpy(zero_copy_only=False)
         rows = np.flatnonzero(is_train)
         flags = np.zeros(batch.num_rows, bool)
-        if len(rows) and len(table):
+        if len(rows) and sum(len(t) for t in tables):
             texts = batch.column("text").take(pa.array(rows))
-            flags[rows] = contaminated_rows(texts, self.ngram, np.asarray(table))
+            flags[rows] = contaminated_rows(texts, self.ngram, tables)
         hits = int(flags.sum())
         if self.mode == "mark":
             stats.changed += hits
@@ -184,6 +212,14 @@ class NgramPartition:
     partition: int
     partitions: int
     dropped: str
+    out: str = ""
+
+
+def write_partition(task: NgramPartition) -> int:
+    """This partition's table, written to ``task.out``; its number of n-grams."""
+    table = ngram_partition(task)
+    np.save(task.out, table)
+    return len(table)
 
 
 def ngram_partition(task: NgramPartition) -> np.ndarray:

@@ -235,13 +235,13 @@ class ParagraphDedup:
     def apply(
         self, batch: pa.RecordBatch, rows: np.ndarray | None, work: Path, index: int,
         stats: StageStats,
-    ) -> tuple[pa.RecordBatch, np.ndarray]:
+    ) -> tuple[pa.RecordBatch, np.ndarray | None]:
         if rows is None:
             raise AssertionError("paragraph_dedup must run before stages that drop rows")
         removals = _removals(Path(work), index)
         touched = np.isin(rows, np.fromiter(removals, np.int64, len(removals)))
         if not touched.any():
-            return batch, touched
+            return batch, None  # every row kept
         texts = batch.column("text").to_pylist()
         ids = batch.column("id").to_pylist()
         samples: list[dict[str, str]] = []
