@@ -110,3 +110,12 @@ def existing_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def bytes_per_token(split: dict[str, Any], bos: bool) -> float:
+    """UTF-8 bytes of text per content token of one packed split (``meta.json``'s
+    ``splits[name]``): the EOS after every document, and the BOS before it with ``bos``, are
+    not content. The one definition for the command line, reports and inspection."""
+    specials = 2 if bos else 1
+    content = int(split["tokens"]) - specials * int(split["documents"])
+    return int(split["bytes"]) / max(1, content)

@@ -18,6 +18,7 @@ import click
 from click.shell_completion import CompletionItem
 
 from corpuskit import __version__, api
+from corpuskit.artifacts import bytes_per_token
 from corpuskit.errors import CorpuskitError
 
 
@@ -432,6 +433,11 @@ def build(
     else:
         click.echo(f"{name}: built {result.tokens_dir}")
     _say_remote(c.data_dir)
+    _print_build_summary(result)
+
+
+def _print_build_summary(result: Any) -> None:
+    """What ``build`` prints: phase-1 reuse, each stage's counts, the packed splits."""
     phase1 = getattr(result, "phase1", None)
     if phase1:
         partly = phase1.get("partly_reused", 0)
@@ -455,8 +461,7 @@ def build(
         f"{meta['dtype']})"
     )
     for split, s in meta["splits"].items():
-        specials = 2 if meta.get("bos") else 1
-        bpt = s["bytes"] / max(1, s["tokens"] - specials * s["documents"])
+        bpt = bytes_per_token(s, bool(meta.get("bos")))
         click.echo(
             f"  {split:<12} {s['documents']:>8,} docs {s['tokens']:>12,} tokens "
             f"({bpt:.2f} bytes/token)"
@@ -483,12 +488,8 @@ def _fetch_json(result: Any) -> dict[str, Any]:
 def _build_json(result: Any) -> dict[str, Any]:
     """``build --json``: the artifacts, per-stage statistics and packed splits."""
     meta = result.meta
-    specials = 2 if meta.get("bos") else 1
     splits = {
-        split: {
-            **s,
-            "bytes_per_token": s["bytes"] / max(1, s["tokens"] - specials * s["documents"]),
-        }
+        split: {**s, "bytes_per_token": bytes_per_token(s, bool(meta.get("bos")))}
         for split, s in meta["splits"].items()
     }
     return {

@@ -291,6 +291,26 @@ def build_tokens(
                 executor=own, force=force,
             )
     spec = parse_spec(config.tokenizer)
+    identity = _identity(entry.name, clean_manifest, config, spec)
+    target = tokens_root(root, entry.name) / identity["fingerprint"]
+    if not force and _reusable(target, entry.name):
+        _point_latest(target)
+        return target, read_meta(target), True
+    require_intact(clean_dir, clean_manifest)
+    splits, extra = _splits(entry.name, clean_manifest)
+    with artifact_lock(target):
+        # Another process may have built it while this one waited for the lock.
+        if not force and _reusable(target, entry.name, warn=False):
+            _point_latest(target)
+            return target, read_meta(target), True
+        return _build_tokens_locked(
+            entry, clean_dir, clean_manifest, config, spec, identity, splits, extra, target,
+            executor, progress,
+        )
+
+
+def _identity(corpus: str, clean_manifest: dict[str, Any], config: Any, spec: Any) -> dict:
+    """The token build's identity: the clean artifact and the tokenizer settings."""
     tok_config: dict[str, Any] = {
         "tokenizer": spec.text,
         "seed": config.seed,
@@ -304,31 +324,41 @@ def build_tokens(
         tok_config["sentence_sample"] = keep
     if spec.path is not None:
         tok_config["tokenizer_sha256"] = hashlib.sha256(spec.path.read_bytes()).hexdigest()
-    identity = new_manifest(
-        "tokens", entry.name, inputs={"clean": clean_manifest["fingerprint"]}, config=tok_config
+    return new_manifest(
+        "tokens", corpus, inputs={"clean": clean_manifest["fingerprint"]}, config=tok_config
     )
-    target = tokens_root(root, entry.name) / identity["fingerprint"]
-    if not force and _reusable(target, entry.name):
-        _point_latest(target)
-        return target, read_meta(target), True
-    require_intact(clean_dir, clean_manifest)
+
+
+def _splits(corpus: str, clean_manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The splits to pack, train/val/test first, then any others (sorted); train and val are
+    required."""
     splits = [s for s in SPLIT_ORDER if s in clean_manifest["splits"]]
     extra = sorted(set(clean_manifest["splits"]) - set(SPLIT_ORDER))
     if "train" not in splits or "val" not in splits:
         raise CorpuskitError(
-            f"{entry.name!r} needs a train and a val split after cleaning (has {splits + extra}); "
+            f"{corpus!r} needs a train and a val split after cleaning (has {splits + extra}); "
             "raise --val-fraction (validation is cut from train when the source has none) "
             "or check the source's splits"
         )
-    with artifact_lock(target):
-        # Another process may have built it while this one waited for the lock.
-        if not force and _reusable(target, entry.name, warn=False):
-            _point_latest(target)
-            return target, read_meta(target), True
-        return _build_tokens_locked(
-            entry, clean_dir, clean_manifest, config, spec, identity, splits, extra, target,
-            executor, progress,
+    return splits, extra
+
+
+def _train(spec: Any, clean_dir: Path, identity: dict[str, Any], config: Any) -> Tokenizer:
+    """The tokenizer, trained on the cleaned train split (its sample is in the identity)."""
+    tokenizer = train_tokenizer(
+        spec,
+        # The sample is part of the identity (only when it samples): one source of truth.
+        _train_lines(clean_dir, identity["config"].get("sentence_sample", 1.0), config.seed),
+        sentence_budget=config.sentence_budget,
+        seed=config.seed,
+        num_threads=SPM_TRAIN_THREADS,
+    )
+    if config.bos and tokenizer.bos_id is None:
+        raise CorpuskitError(
+            f"--bos needs a tokenizer with a BOS token; {spec.text!r} has none "
+            "(use spm-bpe:N, spm-unigram:N or an hf: tokenizer with one)"
         )
+    return tokenizer
 
 
 def _build_tokens_locked(
@@ -346,19 +376,7 @@ def _build_tokens_locked(
 ) -> tuple[Path, dict[str, Any], bool]:
     """Tokenizer training, encoding and packing into a staging folder, under the lock."""
     with staging_dir(target) as tmp:
-        tokenizer = train_tokenizer(
-            spec,
-            # The sample is part of the identity (only when it samples): one source of truth.
-            _train_lines(clean_dir, identity["config"].get("sentence_sample", 1.0), config.seed),
-            sentence_budget=config.sentence_budget,
-            seed=config.seed,
-            num_threads=SPM_TRAIN_THREADS,
-        )
-        if config.bos and tokenizer.bos_id is None:
-            raise CorpuskitError(
-                f"--bos needs a tokenizer with a BOS token; {spec.text!r} has none "
-                "(use spm-bpe:N, spm-unigram:N or an hf: tokenizer with one)"
-            )
+        tokenizer = _train(spec, clean_dir, identity, config)
         dtype = dtype_for(tokenizer.vocab_size)
         tokenizer_info = tokenizer.save(tmp)
         # tokenizer.json & co. for AutoTokenizer, before the manifest records the folder.
