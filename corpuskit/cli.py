@@ -126,32 +126,74 @@ def _setup_logging(verbose: bool) -> None:
 
 
 @cli.command("list")
-@click.option("--language", help="Only corpora in this language (e.g. en, ja, python).")
-@click.option("--domain", help="Only corpora of this domain (e.g. encyclopedia, code).")
-@click.option("--source", help="Only this source type: local, http, hf, kaggle, github.")
-@click.option("--license", "license_", help="Only licenses containing this text (e.g. cc-by).")
+@click.option("--language", "languages", multiple=True,
+              help="Only corpora offering this language, e.g. en, de, python (repeatable: any).")
+@click.option("--domain", "domains", multiple=True,
+              help="Only corpora of this domain, e.g. web, code, math (repeatable: any).")
+@click.option("--source", help="Only this source type: local, http, hf, kaggle, github, mix.")
+@click.option("--license", "license_",
+              help="A family (permissive, copyleft, noncommercial, unknown) or text in the id.")
+@click.option("--min-tokens", help="At least this many tokens, e.g. 2B (unknown counts left out).")
+@click.option("--max-tokens", help="At most this many tokens, e.g. 500M (unknown counts left out).")
+@click.option("--gated/--no-gated", default=None, help="Only gated (or only ungated) datasets.")
+@click.option("--sort", type=click.Choice(["name", "size", "tokens"]), default="name",
+              show_default=True, help="Order; size and tokens: largest first, unknown last.")
 @click.option("--max-size", type=int, help="Only corpora of at most this many bytes.")
 @click.option("--search", help="Free text searched in names, titles, descriptions.")
+@click.option("--markdown", is_flag=True, help="Print a Markdown table of the matching entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_ctx
-def list_cmd(c: Context, language, domain, source, license_, max_size, search, as_json) -> None:
-    """List the corpora in the catalog."""
+def list_cmd(c: Context, languages, domains, source, license_, min_tokens, max_tokens, gated,
+             sort, max_size, search, markdown, as_json) -> None:
+    """List the corpora in the catalog, filtered and sorted (`corpuskit suggest` ranks them)."""
+    from corpuskit.catalog_view import list_row
+    from corpuskit.choose import markdown_table
+
     entries = api.list_corpora(
-        c.catalog,
-        language=language,
-        domain=domain,
-        source=source,
-        license=license_,
-        max_size=max_size,
-        search=search,
+        c.catalog, language=languages, domain=domains, source=source, license=license_,
+        max_size=max_size, min_tokens=min_tokens, max_tokens=max_tokens, gated=gated,
+        search=search, sort=sort,
     )
-    rows = [e.summary() for e in entries]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([e.summary() for e in entries], indent=2))
         return
-    for r in rows:
-        r["size"] = human_bytes(r.pop("size_bytes"))
-    print_table(rows, ["name", "source", "languages", "domain", "size", "license"])
+    if markdown:
+        click.echo(markdown_table(entries), nl=False)
+        return
+    columns = ["name", "source", "languages", "domain", "size", "license"]
+    if sort == "tokens" or min_tokens or max_tokens:
+        columns.insert(5, "tokens")
+    print_table([list_row(e, human_bytes) for e in entries], columns)
+
+
+@cli.command()
+@click.option("--language", "languages", multiple=True,
+              help="Wanted language, e.g. de (repeatable: any of them).")
+@click.option("--domain", "domains", multiple=True,
+              help="Wanted domain, e.g. web, code, math (repeatable: any of them).")
+@click.option("--tokens", help="Token budget for training, e.g. 2B or 500M.")
+@click.option("--license", "license_",
+              help="A family (permissive, copyleft, noncommercial, unknown) or text in the id.")
+@click.option("--gated/--no-gated", default=None, help="Only gated (or only ungated) datasets.")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Show at most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def suggest(c: Context, languages, domains, tokens, license_, gated, limit, as_json) -> None:
+    """Rank the corpora that fit: why each one (size vs budget, quality processing, license),
+    and the fetch command for it."""
+    found = api.suggest(language=languages, domain=domains, tokens=tokens, license=license_,
+                        gated=gated, limit=limit, catalog=c.catalog)
+    if as_json:
+        click.echo(json.dumps([s.as_dict() for s in found], indent=2))
+        return
+    if not found:
+        raise CorpuskitError(
+            "no catalog entry fits; loosen a constraint (`corpuskit list` with the same "
+            "--language/--domain/--license shows what each one allows)"
+        )
+    for i, s in enumerate(found, 1):
+        click.echo(f"{i:>2}. {s.line()}")
 
 
 def _say_remote(data_dir: str | None) -> None:
@@ -168,48 +210,16 @@ def _say_remote(data_dir: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def info(c: Context, name: str, as_json: bool) -> None:
-    """Show everything known about corpus NAME, and what is on disk for it."""
+    """Show everything known about corpus NAME (each fact with its source), its subsets, and
+    what is on disk for it."""
+    from corpuskit.catalog_view import disk_lines, info_lines
+
     data = api.info(name, data_dir=c.data_dir, catalog=c.catalog)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"{data['name']}: {data['title']}")
-    click.echo(f"  {data['description'].strip()}")
-    for key in ("homepage", "license", "languages", "domains", "splits", "reader"):
-        value = data.get(key)
-        if value:
-            shown = ", ".join(value) if isinstance(value, list) else value
-            click.echo(f"  {key + ':':<11} {shown}")
-    size = data["size"]
-    known = [
-        f"{human_bytes(size['bytes'])}" if size.get("bytes") else None,
-        f"{size['documents']:,} documents" if size.get("documents") else None,
-        f"{size['tokens']:,} tokens" if size.get("tokens") else None,
-    ]
-    click.echo(f"  {'size:':<11} {', '.join(k for k in known if k) or 'unknown'}")
-    click.echo(f"  {'source:':<11} {json.dumps(data['source'])}")
-    if data.get("citation"):
-        click.echo(f"  {'citation:':<11} {data['citation'].strip()}")
-    local = data["local"]
-    if local["fetched"]:
-        docs = sum(s["documents"] for s in local["raw"]["splits"].values())
-        nbytes = sum(s["bytes"] for s in local["raw"]["splits"].values())
-        click.echo(
-            f"  {'fetched:':<11} yes, {docs:,} documents, {human_bytes(nbytes)} "
-            f"in {local['raw_dir']}"
-        )
-        resolved = local["raw"].get("resolved") or {}
-        if resolved.get("pin") is not None:
-            click.echo(f"  {'pinned:':<11} {resolved.get('source')} @ {resolved['pin']}")
-    else:
-        click.echo(f"  {'fetched:':<11} no (`corpuskit fetch {name}`)")
-    if local.get("downloads_bytes"):
-        click.echo(
-            f"  {'downloads:':<11} {human_bytes(local['downloads_bytes'])} cached in "
-            f"{local['downloads_dir']}"
-        )
-    for build in local["token_builds"]:
-        click.echo(f"  {'build:':<11} {build}")
+    for line in info_lines(data, human_bytes) + disk_lines(data["local"], name, human_bytes):
+        click.echo(line)
 
 
 @cli.command()
@@ -232,6 +242,14 @@ def info(c: Context, name: str, as_json: bool) -> None:
     "--workers", type=int, help="Reading tasks at once [local: 1, this process; ray: all CPUs]."
 )
 @click.option("--address", help="Ray cluster to join with --executor ray ('auto' or HOST:PORT).")
+@click.option(
+    "--max-bytes",
+    help="Slice: keep documents, in order, up to this much text (2GB, 200MB, 1.5GiB); "
+    "parquet on the Hub is read only as far as needed.",
+)
+@click.option("--max-documents", type=int, help="Slice: keep the first N documents.")
+@click.option("--max-files", type=int, help="Slice: read the first N files (sorted by path).")
+@click.option("--subset", help="Fetch one subset of the entry (`corpuskit info NAME` lists them).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
 def fetch(
@@ -243,12 +261,18 @@ def fetch(
     executor: str = "local",
     workers: int | None = None,
     address: str | None = None,
+    max_bytes: str | None = None,
+    max_documents: int | None = None,
+    max_files: int | None = None,
+    subset: str | None = None,
     as_json: bool = False,
 ) -> None:
     """Fetch corpus NAME into Arrow shards under <data>/raw/NAME/.
 
     Sources made of many files (folders, downloads, GitHub and Kaggle archives) are read in
     groups of files by --workers processes or Ray tasks; the shards are the same either way.
+    A slice (--max-bytes, --max-documents, --max-files, --subset, or NAME@max-bytes=2GB) is
+    its own artifact, <data>/raw/NAME@<slice>/, that `build NAME@<slice>` reads.
     """
     started = time.perf_counter()
     result = api.fetch(
@@ -262,6 +286,10 @@ def fetch(
         executor=executor,
         workers=workers,
         address=address,
+        max_bytes=max_bytes,
+        max_documents=max_documents,
+        max_files=max_files,
+        subset=subset,
     )
     logging.getLogger("corpuskit.cli").info("fetch %s: %.2fs", name, time.perf_counter() - started)
     if as_json:
@@ -269,9 +297,16 @@ def fetch(
         return
     state = "up to date, nothing to do" if result.skipped else "fetched"
     click.echo(
-        f"{name}: {state}: {result.documents:,} documents, {human_bytes(result.bytes)}, "
-        f"{len(result.manifest['shards'])} shard(s) in {result.path}"
+        f"{result.corpus}: {state}: {result.documents:,} documents, "
+        f"{human_bytes(result.bytes)}, {len(result.manifest['shards'])} shard(s) in {result.path}"
     )
+    sliced = result.manifest.get("slice") or {}
+    if "transferred_bytes" in sliced:
+        click.echo(
+            f"  slice {sliced['label']}: {human_bytes(sliced['transferred_bytes'])} transferred "
+            f"for {human_bytes(sliced['bytes'])} of text "
+            f"({sliced['transferred_per_slice_byte']:.2f} bytes per byte kept)"
+        )
     skipped = result.manifest.get("skipped") or {}
     if skipped:
         click.echo(f"  skipped: {', '.join(f'{k}={v}' for k, v in skipped.items())}")
@@ -482,6 +517,7 @@ def _fetch_json(result: Any) -> dict[str, Any]:
         "splits": manifest.get("splits"),
         "skipped_documents": manifest.get("skipped") or {},
         "resolved": manifest.get("resolved"),
+        "slice": manifest.get("slice"),
     }
 
 
@@ -673,9 +709,11 @@ def eval_cmd(c: Context, run: str, split: str, as_json: bool, hf_model: str | No
             if "word_perplexity" in metrics:
                 click.echo(f"  word-level perplexity {metrics['word_perplexity']:.2f} "
                            f"({metrics['words']:,} words)")
+            click.echo(f"  kept as {metrics['run']} (`corpuskit compare` lists it)")
             return
     else:
-        metrics = api.evaluate(run, split, data_dir=c.data_dir)
+        metrics = api.evaluate(run, split, data_dir=c.data_dir,
+                               progress=not c.quiet and not as_json)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
@@ -804,7 +842,8 @@ def inspect_cmd(c: Context, build: str, samples: int, as_json: bool) -> None:
 @pass_ctx
 def export(c: Context, build: str, to: str, out: str, overwrite: bool) -> None:
     """Export BUILD's documents and token ids as Hugging Face datasets into OUT."""
-    path = api.export(build, out, to=to, data_dir=c.data_dir, overwrite=overwrite)
+    path = api.export(build, out, to=to, data_dir=c.data_dir, overwrite=overwrite,
+                      progress=not c.quiet)
     if to == "transformers":
         click.echo(f"exported to {path}: AutoModelForCausalLM / AutoTokenizer.from_pretrained")
         return
@@ -968,6 +1007,27 @@ def doctor(
             click.echo(f"{ch.status.upper():<5} {ch.name:<{width}}  {ch.detail}")
     if failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--no-report", is_flag=True, help="Skip the HTML report page.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def ablate(c: Context, spec: str, no_report: bool, as_json: bool) -> None:
+    """Which corpus, which recipe? Train one model on an equal budget of each candidate of
+    SPEC (YAML) and compare them in bits per byte on a shared, decontaminated eval set.
+
+    Every build and finished run is reused; `corpuskit compare NAME` lists the runs."""
+    from corpuskit.ablate import format_table
+
+    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    result = api.ablate(spec, data_dir=c.data_dir, catalog=c.catalog,
+                        progress=not (as_json or c.quiet), log=log, report=not no_report)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+        return
+    click.echo(format_table(result))
 
 
 @cli.command()
