@@ -1,10 +1,10 @@
 """Machinery every command shares around artifacts: locks, liveness of the processes that own
-leftovers, and the sweep of what killed runs left behind.
+leftovers, the sweep of what killed runs left behind, ``LATEST`` pointers and bytes per token.
 
 A lock lives beside the artifact folder it guards (``.<name>.lock``). Leftovers are named
 ``.<name>.tmp-<pid>``: only those of processes that are dead on this machine are removed, so a
-concurrent writer's work in progress is never touched. (Staging, manifests and ``LATEST`` are in
-``shards.py`` and ``encode.py``.)
+concurrent writer's work in progress is never touched. (Staging folders and manifests are still
+in ``shards.py``, next to the shard format they record.)
 """
 
 from __future__ import annotations
@@ -119,3 +119,16 @@ def bytes_per_token(split: dict[str, Any], bos: bool) -> float:
     specials = 2 if bos else 1
     content = int(split["tokens"]) - specials * int(split["documents"])
     return int(split["bytes"]) / max(1, content)
+
+
+def write_latest(pointer: Path, name: str) -> None:
+    """Point ``pointer`` (a ``LATEST`` file) at the artifact folder ``name`` beside it, at once:
+    written to a private temporary name, then renamed over the old pointer (leftovers of killed
+    writers are swept first). The one writer of ``LATEST`` files (build and sync)."""
+    from corpuskit.shards import remove_stale_siblings  # shards imports this module
+
+    remove_stale_siblings(pointer)
+    tmp = pointer.with_name(f".{pointer.name}.tmp-{os.getpid()}")
+    tmp.write_text(name.strip() + "\n", encoding="utf-8")
+    checkpoint("encode.latest")
+    os.replace(tmp, pointer)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import xxhash
 from tqdm.auto import tqdm
 
-from corpuskit.artifacts import artifact_lock
+from corpuskit.artifacts import artifact_lock, write_latest
 from corpuskit.catalog import CorpusEntry
 from corpuskit.errors import CorpuskitError
 from corpuskit.executors import Executor, make_executor
@@ -38,7 +38,6 @@ from corpuskit.shards import (
     new_manifest,
     read_batches,
     read_manifest,
-    remove_stale_siblings,
     require_intact,
     reusable,
     shard_paths,
@@ -426,12 +425,7 @@ def _reusable(target: Path, corpus: str, warn: bool = True) -> bool:
 
 def _point_latest(target: Path) -> None:
     """``tokens/<corpus>/LATEST`` names the newest build, which `train` uses by default."""
-    latest = target.parent / "LATEST"
-    remove_stale_siblings(latest)
-    tmp = latest.with_name(f".LATEST.tmp-{os.getpid()}")
-    tmp.write_text(target.name + "\n", encoding="utf-8")
-    checkpoint("encode.latest")
-    os.replace(tmp, latest)
+    write_latest(target.parent / "LATEST", target.name)
 
 
 def latest_build(root: Path, corpus: str) -> Path:

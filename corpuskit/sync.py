@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corpuskit.artifacts import write_latest
 from corpuskit.errors import CorpuskitError
 from corpuskit.shards import MANIFEST, rebuild_command, staging_dir
 
@@ -172,10 +173,7 @@ def _copy_latest(src: _Root, dst: _Root, corpus: str) -> bool:
     if dst.read_bytes(f"tokens/{corpus}/{name}/{MANIFEST}") is None:
         return False
     if dst.local:
-        path = Path(dst.join(rel))
-        tmp = path.with_name(f".LATEST.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_latest(Path(dst.join(rel)), name)
     else:
         with dst.fs.open(dst.join(rel), "wb") as f:
             f.write(data)
