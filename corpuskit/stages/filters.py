@@ -135,6 +135,40 @@ def _duplicate_fractions(parts: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return count, chars
 
 
+def _top_ngram_chars(words: Any, n: int, rows: int) -> np.ndarray:
+    """Per document, the characters of its most repeated word n-gram times its count (an
+    n-gram seen once is not repetition: a two-word document is not spam)."""
+    # Characters of an n-gram as Gopher counts them: its words joined by single spaces.
+    cum = np.concatenate([[0], np.cumsum(words.chars)])
+    doc, start, hashes = ngram_hashes(words, n)
+    top = np.zeros(rows)
+    if len(hashes):
+        _, first, inverse = np.unique(
+            _per_doc(doc, hashes), return_index=True, return_inverse=True
+        )
+        counts = np.bincount(inverse)
+        span = cum[start[first] + n] - cum[start[first]] + (n - 1)
+        np.maximum.at(top, doc[first], np.where(counts > 1, counts * span, 0))
+    return top
+
+
+def _dup_ngram_chars(words: Any, n: int, rows: int) -> np.ndarray:
+    """Per document, the characters of the words covered by any repeated occurrence of a word
+    n-gram, each word counted once."""
+    doc, start, hashes = ngram_hashes(words, n)
+    if not len(hashes):
+        return np.zeros(rows)
+    _, first = np.unique(_per_doc(doc, hashes), return_index=True)
+    repeat = np.ones(len(hashes), bool)
+    repeat[first] = False
+    size = len(words.hashes) + 1
+    delta = np.bincount(start[repeat], minlength=size) - np.bincount(
+        start[repeat] + n, minlength=size
+    )
+    covered = np.cumsum(delta[:-1]) > 0
+    return np.bincount(words.doc[covered], weights=words.chars[covered], minlength=rows)
+
+
 @dataclass(frozen=True)
 class GopherRepetition:
     """Gopher's repetition filter: repeated lines, paragraphs and n-grams."""
@@ -190,37 +224,11 @@ class GopherRepetition:
         ]
         words = batch_words(batch.column("text"), pattern=SPACE_WORDS, lowercase=False)
         rows = batch.num_rows
-        # Characters of an n-gram as Gopher counts them: its words joined by single spaces.
-        cum = np.concatenate([[0], np.cumsum(words.chars)])
         for n, limit in self.top_ngram_char_fractions:
-            doc, start, hashes = ngram_hashes(words, n)
-            top = np.zeros(rows)
-            if len(hashes):
-                _, first, inverse = np.unique(
-                    _per_doc(doc, hashes), return_index=True, return_inverse=True
-                )
-                counts = np.bincount(inverse)
-                span = cum[start[first] + n] - cum[start[first]] + (n - 1)
-                # An n-gram seen once is not repetition (a two-word document is not spam).
-                np.maximum.at(top, doc[first], np.where(counts > 1, counts * span, 0))
-            conditions.append((f"top_{n}gram", top / chars > limit))
+            conditions.append((f"top_{n}gram", _top_ngram_chars(words, n, rows) / chars > limit))
         for n, limit in self.dup_ngram_char_fractions:
-            doc, start, hashes = ngram_hashes(words, n)
-            covered_chars = np.zeros(rows)
-            if len(hashes):
-                _, first = np.unique(_per_doc(doc, hashes), return_index=True)
-                repeat = np.ones(len(hashes), bool)
-                repeat[first] = False
-                # Words covered by any repeated occurrence, each counted once.
-                size = len(words.hashes) + 1
-                delta = np.bincount(start[repeat], minlength=size) - np.bincount(
-                    start[repeat] + n, minlength=size
-                )
-                covered = np.cumsum(delta[:-1]) > 0
-                covered_chars = np.bincount(
-                    words.doc[covered], weights=words.chars[covered], minlength=rows
-                )
-            conditions.append((f"dup_{n}gram_chars", covered_chars / chars > limit))
+            covered = _dup_ngram_chars(words, n, rows)
+            conditions.append((f"dup_{n}gram_chars", covered / chars > limit))
         return _first_reason(conditions, rows)
 
     def __call__(self, batch: pa.RecordBatch, stats: StageStats) -> pa.RecordBatch:

@@ -151,31 +151,8 @@ def _code_point_is_word(code_points: np.ndarray) -> np.ndarray:
     return out
 
 
-def match_words(texts: pa.Array | pa.ChunkedArray | list[str], *, seed: int = 0) -> Words:
-    """The lowercased ``\\w+`` words of a batch and their polars hashes, split in numpy.
-
-    The same words as ``words.batch_words(texts, pattern=MATCH_WORDS)`` (a character is a word
-    character when polars' regex says it matches ``\\w``), found without a regex: the batch is
-    lowercased by Arrow (``utf8_lower``: simple case mapping, so ``İ`` becomes ``i`` and a final
-    ``Σ`` becomes ``σ``), every UTF-8 byte is classified (ASCII by range, other code points by a
-    table of the BMP built once per process), and words are the runs of word bytes inside one
-    document. Each word is then hashed by polars as a slice of the Arrow buffer, without copying
-    strings. About 1.6x faster than ``str.extract_all``, which allocates every match.
-    ``chars`` is left empty: MinHash does not need word lengths.
-    """
-    if isinstance(texts, list):
-        arr = pa.array(texts, pa.large_string())
-    else:
-        arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-        arr = arr.cast(pa.large_string())
-    arr = pc.utf8_lower(pc.fill_null(arr, ""))
-    docs = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + docs + 1]
-    lo, hi = (int(offsets[0]), int(offsets[-1])) if docs else (0, 0)
-    if hi == lo:
-        empty = np.zeros(0, np.int64)
-        return Words(empty, np.zeros(0, np.uint64), empty, np.zeros(docs, np.int64))
-    data = np.frombuffer(arr.buffers()[2], np.uint8)[lo:hi]
+def _word_bytes(data: np.ndarray) -> np.ndarray:
+    """Per UTF-8 byte: is it part of a word character (ASCII by range, others by code point)?"""
     n = len(data)
     word = (
         ((data >= 0x61) & (data <= 0x7A))  # a-z
@@ -203,7 +180,13 @@ def match_words(texts: pa.Array | pa.ChunkedArray | list[str], *, seed: int = 0)
         word[k1] = is_word
         word[k2[size >= 3]] = is_word[size >= 3]
         word[k3[size == 4]] = is_word[size == 4]
-    doc_start = offsets[1:-1] - lo  # a word never runs from one document into the next
+    return word
+
+
+def _word_runs(word: np.ndarray, doc_start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end byte of every run of word bytes; a word never runs from one document
+    (starting at the bytes ``doc_start``) into the next."""
+    n = len(word)
     doc_start = doc_start[(doc_start > 0) & (doc_start < n)]
     first = np.empty(n, bool)
     first[0] = word[0]
@@ -215,6 +198,36 @@ def match_words(texts: pa.Array | pa.ChunkedArray | list[str], *, seed: int = 0)
     last[doc_start - 1] = word[doc_start - 1]
     starts = np.flatnonzero(first)
     ends = np.flatnonzero(last) + 1
+    return starts, ends
+
+
+def match_words(texts: pa.Array | pa.ChunkedArray | list[str], *, seed: int = 0) -> Words:
+    """The lowercased ``\\w+`` words of a batch and their polars hashes, split in numpy.
+
+    The same words as ``words.batch_words(texts, pattern=MATCH_WORDS)`` (a character is a word
+    character when polars' regex says it matches ``\\w``), found without a regex: the batch is
+    lowercased by Arrow (``utf8_lower``: simple case mapping, so ``İ`` becomes ``i`` and a final
+    ``Σ`` becomes ``σ``), every UTF-8 byte is classified (ASCII by range, other code points by a
+    table of the BMP built once per process), and words are the runs of word bytes inside one
+    document. Each word is then hashed by polars as a slice of the Arrow buffer, without copying
+    strings. About 1.6x faster than ``str.extract_all``, which allocates every match.
+    ``chars`` is left empty: MinHash does not need word lengths.
+    """
+    if isinstance(texts, list):
+        arr = pa.array(texts, pa.large_string())
+    else:
+        arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+        arr = arr.cast(pa.large_string())
+    arr = pc.utf8_lower(pc.fill_null(arr, ""))
+    docs = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + docs + 1]
+    lo, hi = (int(offsets[0]), int(offsets[-1])) if docs else (0, 0)
+    if hi == lo:
+        empty = np.zeros(0, np.int64)
+        return Words(empty, np.zeros(0, np.uint64), empty, np.zeros(docs, np.int64))
+    data = np.frombuffer(arr.buffers()[2], np.uint8)[lo:hi]
+    word = _word_bytes(data)
+    starts, ends = _word_runs(word, offsets[1:-1] - lo)
     count = len(starts)
     # Words and the gaps between them as one Arrow array over the same buffer: even items are
     # the words.
