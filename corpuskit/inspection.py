@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from corpuskit.artifacts import bytes_per_token
 from corpuskit.integrity import check_token_build
 from corpuskit.pack import open_split, read_meta
 from corpuskit.tokenizers import load_tokenizer
@@ -67,7 +68,7 @@ def inspect_build(build_dir: Path, samples: int = 3, sample_chars: int = 300) ->
             "documents": counts["documents"],
             "tokens": counts["tokens"],
             "bytes": counts["bytes"],
-            "bytes_per_token": counts["bytes"] / content if content else None,
+            "bytes_per_token": bytes_per_token(counts, bool(meta.get("bos"))) if content else None,
             "unknown_rate": unknown / content if content else 0.0,
             "mean_document_tokens": float(lengths.mean()) if lengths.size else 0.0,
             "length_histogram": _histogram(lengths),

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 # Stage order when a manifest's ``stats`` (a JSON object, its keys sorted on disk) does not say:
 # the shard stages in the order of ``config.stages``, then these global ones.
-GLOBAL_STAGES = ("exact_dedup", "near_dedup", "stopwords", "decontaminate")
+GLOBAL_STAGES = ("exact_dedup", "near_dedup", "paragraph_dedup", "stopwords", "decontaminate")
 SPLIT_ORDER = ("train", "val", "test")
 _WORD = re.compile(r"\w+")
 _SYMBOL = re.compile(r"[^\w\s]")

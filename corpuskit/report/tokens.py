@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from corpuskit import artifacts
+
 log = logging.getLogger("corpuskit.report.stats")
 
 TOKEN_COUNT_CAP = 32 * 2**20  # tokens read to rank the most frequent ones
@@ -108,5 +110,5 @@ def bytes_per_token(meta: Mapping[str, Any]) -> dict[str, float]:
     for split, s in (meta.get("splits") or {}).items():
         content = int(s.get("tokens", 0)) - _specials(meta) * int(s.get("documents", 0))
         if content > 0 and s.get("bytes") is not None:
-            out[split] = int(s["bytes"]) / content
+            out[split] = artifacts.bytes_per_token(s, bool(meta.get("bos")))
     return out
