@@ -11,53 +11,47 @@ lock file (``corpuskit-lock.json``), so that a fetch elsewhere gets the same byt
 
 Sources made of many files (local folders and globs, python-stdlib, python-docs, http and hf
 downloads, GitHub and Kaggle archives once extracted; any source whose reader keeps documents
-within one file) are read in parallel: consecutive files are grouped into parts, each part is
-read and converted to Arrow by an executor task (``Executor.map_ordered``: worker processes, or
-Ray tasks on a cluster) into a file in the staging folder, and this process streams those
-files, in part order, into the shards. The driver cuts batches and shards exactly where writing
-the same documents one by one would, so the shards and the manifest are byte-identical
-whichever executor and however many workers read them (and identical to a one-process fetch).
+within one file) are read in parallel as executor tasks, byte-identical whichever executor and
+however many workers read them (``fetch_parts.py``); other sources, and slices cut at a byte or
+document budget, are read as one stream in this process (``fetch_stream.py``). What a fetch
+makes, and whether the artifact on disk is up to date, is planned in ``fetch_plan.py``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.ipc as ipc
-from tqdm.auto import tqdm
 
 from corpuskit.catalog import CorpusEntry
 from corpuskit.errors import CorpuskitError
 from corpuskit.executors import Executor, make_executor
 from corpuskit.faults import checkpoint
-from corpuskit.paths import raw_dir
+from corpuskit.fetch_parts import (  # noqa: F401  (importable from here, as before the split)
+    PART_BYTES_MAX,
+    PART_BYTES_MIN,
+    PARTS_PER_SLOT,
+    ReadResult,
+    ReadTask,
+    Rechunker,
+    group_units,
+    read_in_parts,
+    read_part_task,
+)
+from corpuskit.fetch_plan import FetchPlan, plan_fetch
+from corpuskit.fetch_stream import read_in_one_process, slice_record, within_budget
 from corpuskit.shards import (
     ShardWriter,
     document_schema,
     existing_manifest,
-    new_manifest,
     reusable,
     staging_dir,
     write_manifest,
 )
-from corpuskit.slices import SEPARATOR, Slice, artifact_name, combine
+from corpuskit.slices import SEPARATOR, Slice
 from corpuskit.sources import Source, source_module
-from corpuskit.sources.common import (
-    ENV_MIRROR,
-    FetchContext,
-    Prepared,
-    check_user_url,
-    read_lock,
-    update_lock,
-)
+from corpuskit.sources.common import FetchContext, Prepared, read_lock, update_lock
 
 
 @dataclass
@@ -108,264 +102,6 @@ def _repair_lock_file(root: Path, corpus: str, manifest: dict[str, Any]) -> None
         or any(files.get(k) != v for k, v in resolved.get("files", {}).items())
     ):
         update_lock(root, corpus, resolved)
-
-
-# -- reading many files as executor tasks --------------------------------------------------------
-
-# A part (one task) holds about this many input bytes at most and at least; between the two,
-# parts are sized so that every slot of the executor gets about PARTS_PER_SLOT of them.
-PART_BYTES_MAX = 64 * 2**20
-PART_BYTES_MIN = 256 * 2**10
-PARTS_PER_SLOT = 4
-_TASK_BATCH_ROWS = 4096
-_TASK_BATCH_BYTES = 32 * 2**20
-
-
-@dataclass(frozen=True)
-class ReadTask:
-    """One executor task: read ``units`` of a source into an Arrow IPC file at ``out``."""
-
-    entry: CorpusEntry
-    units: tuple[Any, ...]
-    columns: tuple[str, ...]
-    out: str
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    out: str
-    documents: int
-    skipped: dict[str, int]
-
-
-def read_part_task(task: ReadTask) -> ReadResult:
-    """Read some consecutive files of a source into an uncompressed Arrow file (a task).
-
-    Documents without text are only counted, under their skip reason. The file is written
-    under a temporary name and renamed, so a task that is run again (Ray retries a task whose
-    worker died) leaves one whole file.
-    """
-    module = source_module(task.entry)
-    schema = document_schema(task.columns)
-    skipped: Counter[str] = Counter()
-    documents = 0
-    rows: list[dict[str, Any]] = []
-    pending = 0
-    tmp = f"{task.out}.tmp-{os.getpid()}"
-    with ipc.new_file(tmp, schema) as writer:
-
-        def flush() -> None:
-            columns = {name: [r.get(name) for r in rows] for name in schema.names}
-            writer.write_batch(pa.RecordBatch.from_pydict(columns, schema=schema))
-            rows.clear()
-
-        for doc in module.read_part(task.entry, list(task.units)):
-            reason = doc.pop("skip", None)
-            if doc["text"] is None:
-                skipped[reason or "not_utf8"] += 1
-                continue
-            rows.append(doc)
-            documents += 1
-            pending += len(doc["text"])
-            if len(rows) >= _TASK_BATCH_ROWS or pending >= _TASK_BATCH_BYTES:
-                flush()
-                pending = 0
-        if rows:
-            flush()
-    os.replace(tmp, task.out)
-    return ReadResult(task.out, documents, dict(skipped))
-
-
-def group_units(sizes: Sequence[int], slots: int) -> list[range]:
-    """Consecutive units grouped into parts of about equal input bytes (see PART_BYTES_*)."""
-    total = sum(sizes)
-    target = min(PART_BYTES_MAX, max(PART_BYTES_MIN, total // max(1, slots * PARTS_PER_SLOT)))
-    parts: list[range] = []
-    start, filled = 0, 0
-    for i, size in enumerate(sizes):
-        filled += size
-        if filled >= target:
-            parts.append(range(start, i + 1))
-            start, filled = i + 1, 0
-    if start < len(sizes):
-        parts.append(range(start, len(sizes)))
-    return parts
-
-
-class Rechunker:
-    """Feeds Arrow batches to a ``ShardWriter`` with the batch and part boundaries that
-    ``ShardWriter.write`` gives the same documents one by one.
-
-    ``write`` flushes its buffered rows once there are ``batch_rows`` of them, or once their
-    text (in characters) reaches what is left of the current part (in UTF-8 bytes) or 64 MiB;
-    a part is closed once it holds ``shard_bytes``. Doing the same arithmetic on the columns
-    here means that how the documents were cut into tasks (and so the executor and the
-    number of workers) cannot change a byte of the shards, and the rows never become Python
-    objects in this process.
-    """
-
-    def __init__(self, writer: ShardWriter):
-        self.writer = writer
-        self._pending: list[pa.RecordBatch] = []
-        self._rows = 0
-        self._chars = 0
-        self._part_bytes = 0
-
-    def feed(self, batch: pa.RecordBatch) -> None:
-        text = batch.column("text")
-        chars = pc.utf8_length(text).to_pylist()
-        shard_bytes, batch_rows = self.writer.shard_bytes, self.writer.batch_rows
-        start = 0
-        for i, n in enumerate(chars):
-            self._rows += 1
-            self._chars += n
-            checkpoint("fetch.document")
-            room = shard_bytes - self._part_bytes
-            if self._rows >= batch_rows or self._chars >= min(room, 64 * 2**20):
-                self._pending.append(batch.slice(start, i + 1 - start))
-                start = i + 1
-                self._flush()
-        if start < batch.num_rows:
-            self._pending.append(batch.slice(start))
-
-    def _flush(self) -> None:
-        batches, self._pending = self._pending, []
-        self._rows = self._chars = 0
-        # Concatenating copies the rows into fresh buffers, laid out as ``from_pydict`` lays
-        # them out; a zero-copy slice of a task's batch would be written with other bytes.
-        batch = pa.concat_batches([*batches, batches[0].slice(0, 0)])
-        self.writer.write_batch(batch)
-        self._part_bytes += int(pc.sum(pc.binary_length(batch.column("text"))).as_py() or 0)
-        if self._part_bytes >= self.writer.shard_bytes:
-            self._part_bytes = 0  # the writer closed the part
-
-    def close(self) -> None:
-        if self._rows:
-            self._flush()
-
-
-def _read_in_parts(
-    entry: CorpusEntry,
-    units: list[tuple[Any, int]],
-    writer: ShardWriter,
-    work: Path,
-    executor: Executor,
-    progress: bool,
-) -> Counter[str]:
-    """Read the units as executor tasks, in groups, and stream their output into ``writer``."""
-    work.mkdir()
-    parts = group_units([size for _, size in units], executor.slots())
-    columns = tuple(writer.schema.names[4:])
-    tasks = [
-        ReadTask(
-            entry,
-            tuple(units[i][0] for i in part),
-            columns,
-            str((work / f"read-{n:06d}.arrow").resolve()),
-        )
-        for n, part in enumerate(parts)
-    ]
-    skipped: Counter[str] = Counter()
-    rechunker = Rechunker(writer)
-    # Windows of tasks bound the finished-but-unread files in the staging folder (the local
-    # pool submits every item of a call at once).
-    window = max(8, PARTS_PER_SLOT * 2 * executor.slots())
-    bar = tqdm(
-        total=len(tasks), desc=f"read {entry.name}", unit="part", disable=not progress,
-        leave=False,
-    )
-    try:
-        for start in range(0, len(tasks), window):
-            chunk = tasks[start : start + window]
-            for result in executor.map_ordered(read_part_task, chunk, desc="", progress=False):
-                for batch in _ipc_batches(result.out):
-                    rechunker.feed(batch)
-                os.unlink(result.out)
-                skipped.update(result.skipped)
-                bar.update()
-        rechunker.close()
-    finally:
-        bar.close()
-    shutil.rmtree(work)
-    return skipped
-
-
-def _ipc_batches(path: str) -> Iterator[pa.RecordBatch]:
-    with pa.memory_map(path, "r") as source:
-        reader = ipc.open_file(source)
-        for i in range(reader.num_record_batches):
-            yield reader.get_batch(i)
-
-
-@dataclass(frozen=True)
-class FetchPlan:
-    """What one fetch makes: the entry its source reads, and the artifact it writes.
-
-    For a slice (``NAME@max-bytes=2GB``, or ``slice=``) the source reads the catalog entry
-    (downloads, lock pins and document ids are the corpus's), while the artifact is named by
-    the slice, in its own folder, with the slice in its fingerprint.
-    """
-
-    entry: CorpusEntry
-    name: str
-    target: Path
-    identity: dict[str, Any]
-    splits: list[str] | None
-    slice: Slice
-    mirror: str | None
-
-
-def _checked_splits(entry: CorpusEntry, splits: list[str] | None) -> list[str] | None:
-    if not splits:
-        return None
-    unknown = sorted(set(splits) - set(entry.splits))
-    if unknown:
-        raise CorpuskitError(
-            f"corpus {entry.name!r} has no split {', '.join(unknown)}; its splits are "
-            f"{', '.join(entry.splits)}"
-        )
-    return [s for s in entry.splits if s in splits]
-
-
-def _checked_slice(entry: CorpusEntry, sl: Slice) -> None:
-    """Options a source type cannot honour are an error, never silently ignored."""
-    if sl.subset is not None:
-        entry.subset(sl.subset)  # an unknown subset is one line listing the known ones
-        if entry.source.type != "hf":
-            raise CorpuskitError(
-                f"--subset is for hf sources; {entry.name!r} is a {entry.source.type} source"
-            )
-
-
-def plan_fetch(
-    entry: CorpusEntry,
-    root: Path,
-    *,
-    mirror: str | None = None,
-    splits: list[str] | None = None,
-    slice: Slice | None = None,
-) -> FetchPlan:
-    """The artifact a fetch of ``entry`` (a catalog entry, or one named ``NAME@<slice>``) with
-    these options makes, and its identity (what decides whether it is up to date)."""
-    base, sl = combine(entry.name, slice or Slice())
-    if base != entry.name:
-        entry = entry.model_copy(update={"name": base})
-    _checked_slice(entry, sl)
-    mirror = mirror or os.environ.get(ENV_MIRROR) or None
-    if mirror:
-        check_user_url(mirror, "mirror")
-    splits = _checked_splits(entry, splits)
-    module = source_module(entry)
-    config: dict[str, Any] = {"source": entry.source.model_dump(), "reader": entry.reader}
-    if entry.reader_options.model_dump(exclude_defaults=True):
-        config["reader_options"] = entry.reader_options.model_dump()
-    if splits:
-        config["splits"] = splits
-    if sl:
-        config["slice"] = sl.config()
-    name = artifact_name(base, sl)
-    identity = new_manifest("raw", name, inputs=module.input_fingerprint(entry), config=config)
-    return FetchPlan(entry, name, raw_dir(root, name), identity, splits, sl, mirror)
 
 
 def fetch_entry(
@@ -485,7 +221,7 @@ def _write_artifact(
         if prepared is not None:
             manifest["resolved"] = prepared.resolved
         if plan.slice:
-            manifest["slice"] = _slice_record(plan.slice, writer, prepared)
+            manifest["slice"] = slice_record(plan.slice, writer, prepared)
         return write_manifest(tmp, manifest)
 
 
@@ -515,72 +251,8 @@ def _read_documents(
         )
         if sl.limits_documents:
             documents = within_budget(documents, sl, entry.name, reading.progress)
-        return _read_in_one_process(entry, documents, writer, reading.progress)
+        return read_in_one_process(entry, documents, writer, reading.progress)
     if isinstance(reading.executor, Executor):
-        return _read_in_parts(entry, units, writer, work, reading.executor, reading.progress)
+        return read_in_parts(entry, units, writer, work, reading.executor, reading.progress)
     with make_executor(reading.executor, workers=reading.workers, address=reading.address) as own:
-        return _read_in_parts(entry, units, writer, work, own, reading.progress)
-
-
-def within_budget(
-    documents: Iterator[dict[str, Any]], sl: Slice, name: str, progress: bool
-) -> Iterator[dict[str, Any]]:
-    """The documents of a slice: in order, until the next one would pass ``max_bytes`` (UTF-8
-    bytes of text) or ``max_documents`` are kept. Skipped documents pass (they are counted,
-    not kept). The bar shows the bytes (or documents) kept against the budget."""
-    bar = tqdm(total=sl.max_bytes or sl.max_documents, desc=f"slice {name}",
-               unit="B" if sl.max_bytes else "doc", unit_scale=True, disable=not progress,
-               leave=False)
-    kept = kept_bytes = 0
-    try:
-        for doc in documents:
-            if doc["text"] is None:
-                yield doc
-                continue
-            size = len(doc["text"].encode("utf-8"))
-            if sl.max_bytes is not None and kept_bytes + size > sl.max_bytes:
-                return
-            kept += 1
-            kept_bytes += size
-            bar.update(size if sl.max_bytes else 1)
-            yield doc
-            if sl.max_documents is not None and kept >= sl.max_documents:
-                return
-    finally:
-        bar.close()
-
-
-def _slice_record(sl: Slice, writer: ShardWriter, prepared: Prepared | None) -> dict[str, Any]:
-    """The slice in the manifest: its budget, what it kept, and what was transferred for it
-    (whole files, or only the parquet row groups it needed) against the bytes it kept."""
-    kept = sum(c["bytes"] for c in writer.split_counts.values())
-    record: dict[str, Any] = {
-        "label": sl.label(),
-        **sl.config(),
-        "documents": sum(c["documents"] for c in writer.split_counts.values()),
-        "bytes": kept,
-    }
-    if prepared is not None and prepared.transferred is not None:
-        record["transferred_bytes"] = prepared.transferred
-        record["transferred_per_slice_byte"] = round(prepared.transferred / max(kept, 1), 4)
-    return record
-
-
-def _read_in_one_process(
-    entry: CorpusEntry, documents: Iterator[dict[str, Any]], writer: ShardWriter, progress: bool
-) -> Counter[str]:
-    """A source read as one stream, in this process (WikiText, read split by split, whose
-    articles may continue in the next file; sources that offer no ``read_units``; slices cut
-    at a budget)."""
-    skipped: Counter[str] = Counter()
-    bar = tqdm(desc=f"read {entry.name}", unit="doc", disable=not progress, leave=False)
-    for doc in documents:
-        bar.update()
-        reason = doc.pop("skip", None)
-        if doc["text"] is None:
-            skipped[reason or "not_utf8"] += 1
-            continue
-        writer.write(doc)
-        checkpoint("fetch.document")
-    bar.close()
-    return skipped
+        return read_in_parts(entry, units, writer, work, own, reading.progress)

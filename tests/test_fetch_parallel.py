@@ -24,7 +24,9 @@ from tests.conftest import SHARED_DATA, make_documents
 from tests.test_fetch_helpers import LoopbackServer, Route, tar_gz_bytes
 
 # The module by its full name: the package root's name is the API function.
-fetch_module = importlib.import_module("corpuskit.fetch")  # the module, not the API function
+# The module that reads parts (split out of corpuskit/fetch.py): its globals are what the
+# reading looks up, so the spies and the part size are patched there.
+fetch_module = importlib.import_module("corpuskit.fetch_parts")
 
 PYTORCH_EXAMPLES = SHARED_DATA / "code-sample" / "pytorch_examples_source.jsonl"
 SHA = "77f55b912142e11fcfdf5b530231fb9c52f181e8"
