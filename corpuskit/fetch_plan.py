@@ -55,9 +55,10 @@ def _checked_slice(entry: CorpusEntry, sl: Slice) -> None:
     """Options a source type cannot honour are an error, never silently ignored."""
     if sl.subset is not None:
         entry.subset(sl.subset)  # an unknown subset is one line listing the known ones
-        if entry.source.type != "hf":
+        if entry.source.type not in ("hf", "http"):  # http: the subset's globs pick files
             raise CorpuskitError(
-                f"--subset is for hf sources; {entry.name!r} is a {entry.source.type} source"
+                f"--subset is for hf and http sources; {entry.name!r} is a "
+                f"{entry.source.type} source"
             )
 
 

@@ -9,7 +9,8 @@ test; files in sorted path order; documents in file order): documents are kept u
 one would pass the byte budget or the document budget is reached, so the same entry, revision
 and budget select the same documents on any machine.
 
-``--subset`` picks one of the entry's subsets (its globs replace the source's); ``--max-files``
+``--subset`` picks one of the entry's subsets (its globs replace the source's; of an http
+source it downloads only the files whose name or URL path they match); ``--max-files``
 keeps the first N files of the sorted listing. Sizes are decimal (``2GB`` = 2·10⁹ bytes) or
 binary (``2GiB``); the canonical label writes the same budget the same way however it was typed.
 """

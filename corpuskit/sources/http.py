@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import unquote, urlparse, urlunparse
 
 from corpuskit.catalog import CorpusEntry, HttpSource, RemoteFile
 from corpuskit.errors import CorpuskitError
@@ -58,6 +58,7 @@ __all__ = [
     "prepare_files",
     "read_part",
     "read_units",
+    "subset_files",
     "unpacked",
 ]
 
@@ -113,15 +114,48 @@ def _locked_sha256(locked: dict[str, Any], spec: RemoteFile, pin: Any) -> str | 
     return locked_sha256(locked, spec.name, pin)
 
 
+def _url_path(spec: RemoteFile) -> str:
+    """The URL's path without its leading slash (``cc-100/de.txt.xz``)."""
+    assert spec.url is not None
+    return unquote(urlparse(spec.url).path).lstrip("/")
+
+
+def subset_files(entry: CorpusEntry, source: HttpSource, ctx: FetchContext) -> list[RemoteFile]:
+    """The files a fetch downloads: all of them, or with ``--subset`` only those whose name or
+    URL path one of the subset's globs matches, so that a subset (one language of CC-100)
+    downloads its own file and not every language's."""
+    name = ctx.slice.subset if ctx.slice is not None else None
+    if name is None:
+        return list(source.files)
+    globs = entry.subset(name).globs  # an unknown subset is one line listing the known ones
+    if not globs:
+        raise CorpuskitError(
+            f"subset {name!r} of {entry.name!r} names no globs, so it cannot pick files of an "
+            "http source; give the subset globs matching its file names in the catalog"
+        )
+    chosen = [f for f in source.files if match_any(f.name, globs) or match_any(_url_path(f), globs)]
+    if not chosen:
+        raise CorpuskitError(
+            f"subset {name!r} of {entry.name!r}: its globs {', '.join(globs)} match none of the "
+            f"source's {len(source.files)} file names or URL paths; fix the subset's globs"
+        )
+    return chosen
+
+
 def prepare_files(
-    entry: CorpusEntry, source: HttpSource, ctx: FetchContext, pin: Any = None
+    entry: CorpusEntry,
+    source: HttpSource,
+    ctx: FetchContext,
+    pin: Any = None,
+    files: list[RemoteFile] | None = None,
 ) -> Prepared:
-    """Download (and unpack) an http source's files; also the hf source's fallback."""
+    """Download (and unpack) an http source's files (``files``: only these of them); also the
+    hf source's fallback."""
     base = ctx.downloads(entry.name)
     resolved_files: dict[str, Any] = {}
     urls_used: list[str] = []
     local: list[LocalFile] = []
-    for spec in source.files:
+    for spec in source.files if files is None else files:
         assert spec.url is not None
         name = spec.name
         got = download(
@@ -159,8 +193,15 @@ def prepare_files(
 def prepare(entry: CorpusEntry, ctx: FetchContext) -> Prepared:
     source = entry.source
     assert isinstance(source, HttpSource)
-    prepared = prepare_files(entry, source, ctx)
+    files = subset_files(entry, source, ctx)
+    prepared = prepare_files(entry, source, ctx, files=files)
     prepared.resolved["source"] = "http"
+    if ctx.slice is not None and ctx.slice.subset is not None:
+        prepared.resolved["subset"] = {  # in the manifest and the lock file, as hf's globs are
+            "name": ctx.slice.subset,
+            "globs": entry.subset(ctx.slice.subset).globs,
+            "files": [f.name for f in files],
+        }
     return prepared
 
 
