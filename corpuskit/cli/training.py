@@ -18,12 +18,23 @@ def print_metrics(ev: dict[str, Any]) -> None:
     for split in ("val", "test"):
         m = ev.get(split)
         if m:
-            click.echo(
-                f"  {split:<5} loss {metric(m.get('loss'), '.4f')}  "
-                f"perplexity {metric(m.get('perplexity'), '.2f')}  "
-                f"accuracy {metric(m.get('accuracy'), '.3f')}  "
-                f"bits/byte {metric(m.get('bits_per_byte'), '.3f')}"
-            )
+            print_split_metrics(split, m)
+
+
+def print_split_metrics(split: str, m: dict[str, Any]) -> None:
+    """One split's metrics on one line, labelled with the split's own name (``train``, or a
+    mixture component's ``val.<name>``), then one line per mixture component it reports."""
+    click.echo(
+        f"  {split:<5} loss {metric(m.get('loss'), '.4f')}  "
+        f"perplexity {metric(m.get('perplexity'), '.2f')}  "
+        f"accuracy {metric(m.get('accuracy'), '.3f')}  "
+        f"bits/byte {metric(m.get('bits_per_byte'), '.3f')}"
+    )
+    for name, cm in (m.get("components") or {}).items():
+        click.echo(
+            f"    {name:<14} loss {metric(cm.get('loss'), '.4f')}  "
+            f"bits/byte {metric(cm.get('bits_per_byte'), '.3f')}"
+        )
 
 
 def _train_options() -> list[Callable[[Any], Any]]:
@@ -152,7 +163,10 @@ def _print_train(result: Any, as_json: bool) -> None:
 
 @cli.command("eval")
 @click.argument("run")
-@click.option("--split", default="val", show_default=True, help="val, test or train.")
+@click.option(
+    "--split", default="val", show_default=True,
+    help="val, test, train, or val.<component> of a mixture build.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--hf-model", metavar="PATH", type=click.Path(exists=True, file_okay=False),
               help="Evaluate this transformers causal LM instead; RUN then names a build.")
@@ -181,9 +195,7 @@ def eval_cmd(c: Context, run: str, split: str, as_json: bool, hf_model: str | No
         click.echo(json.dumps(metrics, indent=2))
         return
     click.echo(f"{run} on {split}:")
-    print_metrics(
-        {"val" if split == "val" else "test": metrics} if split != "train" else {"val": metrics}
-    )
+    print_split_metrics(split, metrics)
 
 
 @cli.command()

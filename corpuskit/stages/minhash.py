@@ -7,7 +7,7 @@
    uint32, permutation-major in cache-sized chunks, reduced to the minimum per document with
    ``np.minimum.reduceat`` (``min_hashes``). Because the shingle hashes are well mixed, each
    value of two documents' signatures is equal with probability their Jaccard similarity J,
-   nearly independently across values (``tests/test_stages_dedup.py`` checks the mean and
+   nearly independently across values (``tests/stages/test_stages_dedup.py`` checks the mean and
    the spread). The signature is cut into ``bands`` bands of ``rows`` values; each band is
    hashed to one 64-bit bucket key. Keys and signatures go to disk per shard (Parquet and
    ``.npy``), never into one big dictionary. A document's signature depends on its text only,

@@ -12,7 +12,7 @@ from corpuskit.errors import CorpuskitError
 from corpuskit.sources import download as dl
 from corpuskit.sources import http, transfer
 from tests.conftest import quick_http
-from tests.test_fetch_helpers import LoopbackServer, Route
+from tests.sources.test_fetch_helpers import LoopbackServer, Route
 
 BODY = b"corpuskit " * 5000
 SHA = hashlib.sha256(BODY).hexdigest()
