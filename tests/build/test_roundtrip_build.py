@@ -12,8 +12,7 @@ from corpuskit import api
 from corpuskit.pack import open_split
 from corpuskit.shards import iter_documents
 from corpuskit.tokenizers import load_tokenizer
-
-from .conftest import make_documents
+from tests.conftest import make_documents
 
 # Documents mixing generated prose with arbitrary Unicode (controls and odd whitespace included):
 # whatever cleaning leaves, the tokenizer must give back byte for byte.

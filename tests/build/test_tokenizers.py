@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from corpuskit.errors import CorpuskitError
 from corpuskit.pack import PackWriter, dtype_for, open_split, write_meta
 from corpuskit.tokenizers import ByteTokenizer, parse_spec, train_tokenizer
-
-from .conftest import make_documents
+from tests.conftest import make_documents
 
 CODE = '''def greet(name):\n    """Say hello."""\n\tif name:\n        return f"hi {name}"\n\n\n'''
 
@@ -110,8 +109,7 @@ def test_word_tokenizer_counts_one_eos_per_line() -> None:
 
 def test_wikitext2_valid_word_level_token_count(tmp_path: Path) -> None:
     from corpuskit.tokenizers import train_vocab
-
-    from .conftest import needs_shared
+    from tests.conftest import needs_shared
 
     path = needs_shared("wikitext-2", "wiki.valid.tokens")
     text = path.read_text(encoding="utf-8")
