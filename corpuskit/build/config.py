@@ -8,9 +8,9 @@ of the same default), so a default is written once, in the stage.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from corpuskit.errors import CorpuskitError
 from corpuskit.executors import EXECUTORS
@@ -36,6 +36,8 @@ _LENGTH = LengthFilter()
 _LANGUAGE = LanguageFilter()
 _PARAGRAPH = ParagraphDedup()
 
+
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -150,25 +152,22 @@ class BuildConfig:
             raise CorpuskitError("--address is for --executor ray")
         parse_spec(self.tokenizer)
 
+    def stage(self, cls: type[T], prefix: str = "", **given: Any) -> T:
+        """A ``cls`` stage whose settings are this config's fields of the same name (after
+        ``prefix``), so that a stage's setting is passed on without being spelled out here;
+        ``given`` sets the rest (settings named or shaped differently in the config)."""
+        values = {
+            f.name: getattr(self, prefix + f.name)
+            for f in fields(cls)  # type: ignore[arg-type]
+            if f.init and f.name not in given and hasattr(self, prefix + f.name)
+        }
+        return cls(**values, **given)
+
     def minhash(self) -> MinHashLSH:
-        return MinHashLSH(
-            ngram=self.minhash_ngram,
-            num_perm=self.minhash_perm,
-            bands=self.minhash_bands,
-            rows=self.minhash_rows,
-            threshold=self.minhash_threshold,
-            verify=self.minhash_verify,
-            verify_sigmas=self.minhash_verify_sigmas,
-            seed=self.seed,
-        )
+        return self.stage(MinHashLSH, "minhash_", num_perm=self.minhash_perm, seed=self.seed)
 
     def paragraph(self) -> ParagraphDedup:
-        return ParagraphDedup(
-            mode=self.paragraph_dedup,  # type: ignore[arg-type]
-            threshold=self.paragraph_threshold,
-            min_chars=self.paragraph_min_chars,
-            min_unit_chars=self.paragraph_min_unit_chars,
-        )
+        return self.stage(ParagraphDedup, "paragraph_", mode=self.paragraph_dedup)
 
     def output_config(self) -> dict[str, Any]:
         out = asdict(self)

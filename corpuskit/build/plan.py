@@ -74,33 +74,13 @@ def _filters(config: BuildConfig, code: bool) -> list[Any]:
     """The per-batch filters after ``clean`` and ``length``: quality, repetition, language."""
     stages: list[Any] = []
     if config.quality and code:
-        stages.append(
-            CodeFilter(
-                max_line_length=config.max_line_length,
-                max_mean_line_length=config.max_mean_line_length,
-                min_alnum_fraction=config.min_alnum_fraction,
-            )
-        )
+        stages.append(config.stage(CodeFilter))
     elif config.quality:
-        stages.append(
-            GopherQuality(
-                min_words=config.min_words,
-                max_words=config.max_words,
-                min_mean_word_length=config.min_mean_word_length,
-                max_mean_word_length=config.max_mean_word_length,
-                max_symbol_word_ratio=config.max_symbol_word_ratio,
-                max_bullet_lines_ratio=config.max_bullet_lines_ratio,
-                max_ellipsis_lines_ratio=config.max_ellipsis_lines_ratio,
-                min_alpha_words_ratio=config.min_alpha_words_ratio,
-            )
-        )
+        stages.append(config.stage(GopherQuality))
     if config.repetition and not code:
         stages.append(
-            GopherRepetition(
-                max_dup_line_fraction=config.max_dup_line_fraction,
-                max_dup_para_fraction=config.max_dup_para_fraction,
-                max_dup_line_char_fraction=config.max_dup_line_char_fraction,
-                max_dup_para_char_fraction=config.max_dup_para_char_fraction,
+            config.stage(
+                GopherRepetition,
                 top_ngram_char_fractions=tuple(sorted(config.top_ngram_char_fractions.items())),
                 dup_ngram_char_fractions=tuple(sorted(config.dup_ngram_char_fractions.items())),
             )
@@ -154,7 +134,7 @@ def make_plan(entry: CorpusEntry, config: BuildConfig) -> Plan:
         wikitext=config.wikitext and not code,
         whitespace=config.whitespace,  # type: ignore[arg-type]
     )
-    length = LengthFilter(min_chars=config.min_chars, max_chars=config.max_chars)
+    length = config.stage(LengthFilter)
     return Plan(
         code=code,
         shard_stages=(clean, length, *_filters(config, code)),
