@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,12 @@ def sample(run_dir: str | Path, prompt: str = "", *, max_new_tokens: int = 200,
         from corpuskit.tokenizers import load_tokenizer
 
         tokenizer = load_tokenizer(data["build_dir"])
-    eos = int(data.get("eos_id", getattr(tokenizer, "eos_id", 0)))
-    ids = [eos, *tokenizer.encode(prompt)]
+    start = document_start(data, tokenizer)
+    ids = [*start, *tokenizer.encode(prompt)]
     family = counted(config.model)
     if family is not None:
         out = family.sample(Path(run_dir), ids, max_new_tokens, temperature, top_k, seed)
-        return tokenizer.decode(out[1:])
+        return tokenizer.decode(out[len(start):])
     import torch
 
     from corpuskit.train.loaded import load_run
@@ -60,4 +61,22 @@ def sample(run_dir: str | Path, prompt: str = "", *, max_new_tokens: int = 200,
     idx = torch.tensor([ids], dtype=torch.long, device=loaded.device)
     out = loaded.model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k,
                                 generator=generator)
-    return tokenizer.decode(out[0, 1:].tolist())
+    return tokenizer.decode(out[0, len(start):].tolist())
+
+
+def document_start(data: dict[str, Any], tokenizer: Any) -> list[int]:
+    """The ids every training document starts after: the end-of-document id, and the BOS id
+    when the build put one before each document (``build --bos``), so that a prompt is
+    continued as the start of a document, exactly as in training. Runs recorded before the
+    BOS id was kept in ``config.yaml`` read it from their build's ``meta.json``."""
+    eos = int(data.get("eos_id", getattr(tokenizer, "eos_id", 0)))
+    if "bos_id" in data:
+        bos = data["bos_id"]
+    else:
+        meta_path = Path(data.get("build_dir", "")) / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+        bos = meta.get("bos_id") if meta.get("bos") else None
+    return [eos] if bos is None else [eos, int(bos)]

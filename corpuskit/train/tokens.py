@@ -73,6 +73,7 @@ class TokenBuild:
             "tokenizer": (self.meta.get("tokenizer") or {}).get("spec"),
             "vocab_size": self.vocab_size,
             "eos_id": self.eos_id,
+            "bos_id": int(self.meta["bos_id"]) if self.meta.get("bos") else None,
             "dtype": self.meta["dtype"],
         }
 
