@@ -75,7 +75,12 @@ def needs_shared(*parts: str) -> Path:
     """The path of real data under ../shared/data, or skip with the reason."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real data {path} is absent (../shared is only beside the developers' clone)")
+        why = (
+            "this file is not among the shared samples"
+            if SHARED_DATA.is_dir()
+            else "../shared is only beside the developers' clone"
+        )
+        pytest.skip(f"real data {path} is absent ({why})")
     return path
 
 
