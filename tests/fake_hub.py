@@ -23,11 +23,13 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from tests.sources.test_fetch_helpers import ThreadedServer
 
 WORDS = ["corpus", "token", "model", "train", "slice", "budget", "parquet", "river", "stone",
          "cloud", "green", "window", "seven", "paper", "light", "music", "tree"]
@@ -72,7 +74,7 @@ class Request:
     range: str | None
 
 
-class FakeHub:
+class FakeHub(ThreadedServer):
     def __init__(self) -> None:
         self.repos: dict[str, Repo] = {}
         self.requests: list[Request] = []
@@ -93,9 +95,7 @@ class FakeHub:
             def do_HEAD(self) -> None:  # noqa: N802
                 hub._handle(self, body=False)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._serve(Handler)
 
     # -- building repos ------------------------------------------------------------------
 
@@ -115,18 +115,6 @@ class FakeHub:
         state.branches[branch] = commit
         return commit
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> FakeHub:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
     def asked(self, fragment: str) -> list[Request]:
         return [r for r in self.requests if fragment in r.path]
