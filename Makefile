@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e '.[train,dev,hf]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev,hf,fast]'
 	touch $@
 
 demo: $(BIN)/.installed
@@ -49,7 +49,7 @@ lint: $(BIN)/.installed
 
 # The contenders (datatrove, datasketch, rensa) come from the `bench` extra, installed on demand.
 $(BIN)/.bench-installed: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[train,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev,bench,fast]'
 	touch $@
 
 bench: $(BIN)/.bench-installed

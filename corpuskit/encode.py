@@ -29,6 +29,7 @@ from corpuskit.artifacts import artifact_lock, write_latest
 from corpuskit.catalog import CorpusEntry
 from corpuskit.errors import CorpuskitError
 from corpuskit.executors import Executor, make_executor
+from corpuskit.fast_encode import choose_encoder, with_encoder
 from corpuskit.faults import checkpoint
 from corpuskit.hf_tokenizer import write_hf_tokenizer
 from corpuskit.pack import PackWriter, dtype_for, read_meta, write_meta
@@ -114,6 +115,17 @@ def _split_batches(
         yield pending, pending_bytes
 
 
+def _sample_texts(clean_dir: Path, max_bytes: int = 2**20) -> Iterator[str]:
+    """The first documents of the train split, about ``max_bytes`` of them: what a faster
+    encoder must agree on, id for id, before a build uses it."""
+    seen = 0
+    for texts, nbytes in _split_batches(clean_dir, "train", max_bytes=max_bytes):
+        yield from texts
+        seen += nbytes
+        if seen >= max_bytes:
+            return
+
+
 def pack_split(
     clean_dir: Path,
     split: str,
@@ -157,16 +169,17 @@ class _PackTask:
     splits: tuple[str, ...]
     bos: bool
     threads: int
+    encoder: str = "sentencepiece"
 
 
 @lru_cache(maxsize=2)
-def _worker_tokenizer(directory: str, stamp: int) -> Tokenizer:
-    """Loaded once per worker process, not once per shard.
+def _worker_tokenizer(directory: str, stamp: int, encoder: str) -> Tokenizer:
+    """Loaded once per worker process, not once per shard, with the encoder the build chose.
 
     ``stamp`` (the file's modification time) tells a later build's tokenizer from an earlier
     one saved at the same staging path, since Ray keeps its worker processes between builds.
     """
-    return load_tokenizer(directory)
+    return with_encoder(load_tokenizer(directory), encoder)
 
 
 def _bounded(values: list[str], lengths: list[int]) -> Iterator[tuple[list[str], int]]:
@@ -189,7 +202,7 @@ def _pack_shard(task: _PackTask) -> dict[str, dict[str, int]]:
         # Hugging Face tokenizers size their thread pool from this, once per process.
         os.environ.setdefault("RAYON_NUM_THREADS", str(task.threads))
     stamp = os.stat(Path(task.tokenizer_dir) / "meta.json").st_mtime_ns
-    tokenizer = _worker_tokenizer(task.tokenizer_dir, stamp)
+    tokenizer = _worker_tokenizer(task.tokenizer_dir, stamp, task.encoder)
     out = Path(task.out)
     out.mkdir(parents=True, exist_ok=True)
     dtype = dtype_for(tokenizer.vocab_size)
@@ -231,8 +244,10 @@ def pack_splits(
     *,
     bos: bool = False,
     progress: bool = True,
+    encoder: str = "sentencepiece",
 ) -> dict[str, dict[str, int]]:
-    """Encode every split of a cleaned artifact, one executor task per clean shard."""
+    """Encode every split of a cleaned artifact, one executor task per clean shard, with
+    ``encoder`` (``fast_encode.choose_encoder``'s choice) where it is not the tokenizer's own."""
     work = (out_dir / "_pack").absolute()
     work.mkdir()
     # The tasks load the tokenizer from disk: it is not picklable, and on a cluster a file on
@@ -244,7 +259,8 @@ def pack_splits(
     threads = max(1, min(executor.max_threads(), executor.slots() // max(1, len(shards))))
     tasks = [
         _PackTask(
-            str(path.absolute()), str(work / f"{i:05d}"), str(work), tuple(splits), bos, threads
+            str(path.absolute()), str(work / f"{i:05d}"), str(work), tuple(splits), bos,
+            threads, encoder,
         )
         for i, path in enumerate(shards)
     ]
@@ -381,6 +397,9 @@ def _build_tokens_locked(
         # tokenizer.json & co. for AutoTokenizer, before the manifest records the folder.
         write_hf_tokenizer(tokenizer, tmp, bos=config.bos)
         checkpoint("encode.tokenizer_saved")
+        encoder = choose_encoder(
+            tokenizer, _sample_texts(clean_dir), getattr(config, "encoder", "auto")
+        )
         split_meta = pack_splits(
             clean_dir,
             splits + extra,
@@ -390,6 +409,7 @@ def _build_tokens_locked(
             executor,
             bos=config.bos,
             progress=progress,
+            encoder=encoder.name,
         )
         meta = {
             "format_version": 1,
@@ -404,6 +424,8 @@ def _build_tokens_locked(
             "bos": config.bos,
             "unk_id": tokenizer.unk_id,
             "splits": split_meta,
+            # Who encoded (the ids are sentencepiece's either way; see fast_encode.py).
+            "encoder": encoder.record(),
             "idx": "uint64 offsets of document starts plus the total; doc i = bin[idx[i]:idx[i+1]]"
             " = [BOS if bos] + ids + [EOS]",
         }

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from corpuskit.errors import CorpuskitError
 from corpuskit.executors import EXECUTORS
+from corpuskit.fast_encode import check_setting as check_encoder
 from corpuskit.stages.clean import Clean, LengthFilter
 from corpuskit.stages.decontam import Decontaminate
 from corpuskit.stages.filters import CodeFilter, GopherQuality, GopherRepetition, LanguageFilter
@@ -23,7 +24,7 @@ from corpuskit.stages.stopwords import Stopwords
 from corpuskit.tokenizers import parse_spec
 
 # BuildConfig fields that choose where a build runs, never what it writes.
-EXECUTION_FIELDS = ("workers", "executor", "address", "cache")
+EXECUTION_FIELDS = ("workers", "executor", "address", "cache", "encoder")
 
 _QUALITY = GopherQuality()
 _CODE = CodeFilter()
@@ -122,6 +123,9 @@ class BuildConfig:
     executor: str = "local"
     address: str | None = None
     cache: bool = True  # reuse (and keep) phase-1 outputs in <root>/cache; never changes output
+    # "auto": kitoken where it gives sentencepiece's ids (fast_encode.py), else sentencepiece;
+    # "sentencepiece": always the reference. The ids are the same either way.
+    encoder: str = "auto"
 
     def validate(self) -> None:
         if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
@@ -150,6 +154,7 @@ class BuildConfig:
             raise CorpuskitError(f"--executor must be one of {', '.join(EXECUTORS)}")
         if self.address and self.executor != "ray":
             raise CorpuskitError("--address is for --executor ray")
+        check_encoder(self.encoder)
         parse_spec(self.tokenizer)
 
     def stage(self, cls: type[T], prefix: str = "", **given: Any) -> T:

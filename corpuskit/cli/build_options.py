@@ -79,6 +79,12 @@ def _build_executor_options() -> list[Callable[[Any], Any]]:
             default=None,
             help="Reuse and keep per-shard clean+filter output in DATA/cache; same output [on].",
         ),
+        click.option(
+            "--encoder",
+            type=click.Choice(["auto", "sentencepiece"]),
+            help="Who encodes for sentencepiece models: auto uses kitoken where it gives the "
+            "same ids (checked), else sentencepiece; same output [auto].",
+        ),
     ]
 
 
