@@ -108,6 +108,18 @@ class _Exclusions:
         self.version += 1
 
 
+# One grouping task holds about this many documents' keys (a MinHash partition: every band key
+# of its share of the documents) in memory, so a larger corpus is cut into more partitions, not
+# larger ones: memory stays flat from 1 GB to 10 GB (BENCHMARKS.md). The decisions are the same
+# for any number of partitions (tests/build).
+DOCS_PER_PARTITION = 200_000
+
+
+def partitions_for(executor: Executor | None, documents: int) -> int:
+    """One partition per slot of the executor, more when the corpus is large."""
+    return max(partition_count(executor), -(-documents // DOCS_PER_PARTITION))
+
+
 def global_phase(
     plan: Plan, cache: Phase1Cache, counts: np.ndarray, out_dir: Path, work: Path,
     executor: Executor | None = None,
@@ -122,7 +134,7 @@ def global_phase(
         excluded, excluded_rows = exclusions.files()
         context = GroupingContext(
             cache.of(stage.name), numbering, excluded, excluded_rows, work,
-            partition_count(executor),
+            partitions_for(executor, int(counts.sum())),
         )
         tasks = stage.grouping_tasks(context)
         answers = run_tasks(executor, stage.group, tasks, desc=f"{stage.name} grouping")
