@@ -2,8 +2,11 @@
 
 Most of it runs as vectorised Arrow compute kernels over a whole batch. The two steps that need a
 real parser run per document, and only on the documents that a cheap vectorised regex says may
-need them: mojibake repair with ftfy (a few documents in a thousand on web text) and HTML-to-text
-with selectolax's lexbor parser (only documents containing tags).
+need them: mojibake repair with ftfy and HTML-to-text with selectolax's lexbor parser (only
+documents containing tags). ftfy's filter is exact, not a heuristic: it is ftfy's own badness
+regex translated to RE2 (plus C1 controls and ESC), a superset of every line ftfy can change,
+so skipping the other documents changes no output (about 1% of web documents are flagged).
+Every other pass likewise skips documents a cheap check proves it would leave unchanged.
 
 The order is chosen so that cleaning is idempotent (``clean(clean(x)) == clean(x)``): mojibake is
 repaired first (ftfy needs the original code points), controls are removed before normalization
@@ -17,6 +20,10 @@ whitespace and leading blank lines are touched, and HTML and WikiText options ar
 from __future__ import annotations
 
 import functools
+import logging
+import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -29,15 +36,6 @@ from corpuskit.stages.base import StageStats, count_changed, drop_where, replace
 # are almost always mojibake or garbage); carriage returns are handled as line endings.
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x{9f}]"
 
-# A UTF-8 lead byte (U+00C2-U+00F4 when misread as Latin-1/cp1252) followed by what a
-# continuation byte becomes in Latin-1 or cp1252: the signature of UTF-8 read as the wrong
-# codec. Also C1 controls and the cp1252 "â€" prefix of curly quotes. Cheap, vectorised, and a
-# superset of what ftfy will change in practice; ftfy then decides per document.
-_MOJIBAKE = (
-    r"[\x{c2}-\x{f4}][\x{80}-\x{bf}\x{152}\x{153}\x{160}\x{161}\x{178}\x{17d}\x{17e}"
-    r"\x{192}\x{2c6}\x{2dc}\x{2013}\x{2014}\x{2018}-\x{201e}\x{2020}-\x{2022}\x{2026}"
-    r"\x{2030}\x{2039}\x{203a}\x{20ac}\x{2122}]|[\x{80}-\x{9f}]"
-)
 _HTML = r"<(?:[a-zA-Z][a-zA-Z0-9]*[\s/>]|/[a-zA-Z]|!--|!doctype)"
 _HTML_DROP = ["script", "style", "noscript", "template", "svg", "head", "iframe", "object"]
 _HTML_BLOCKS = (
@@ -79,6 +77,226 @@ def _ftfy_config() -> Any:
     )
 
 
+# Everything ftfy (with ``_ftfy_config()``) can change in a line: its encoding repair only runs
+# where ``ftfy.badness.is_bad`` matches; fix_c1_controls needs a C1 control; remove_terminal_escapes
+# needs an ESC; fix_surrogates needs a surrogate, which valid UTF-8 cannot hold.
+_FTFY_EXTRA = r"[\x{80}-\x{9f}]|\x{1b}"
+# The options of ftfy 6.3's TextFixerConfig that reading was done against: a version with another
+# option may have a fix that the filter does not know, so the filter is not used with it.
+_FTFY_OPTIONS = frozenset(
+    [
+        "unescape_html",
+        "remove_terminal_escapes",
+        "fix_encoding",
+        "restore_byte_a0",
+        "replace_lossy_sequences",
+        "decode_inconsistent_utf8",
+        "fix_c1_controls",
+        "fix_latin_ligatures",
+        "fix_character_width",
+        "uncurl_quotes",
+        "fix_line_breaks",
+        "fix_surrogates",
+        "remove_control_chars",
+        "normalization",
+        "max_decode_length",
+        "explain",
+    ]
+)
+_MAX_CODE_POINT = 0x10FFFF
+_SURROGATES = (0xD800, 0xDFFF)
+_FIRST_UNKNOWN_PLANE = 0x40000
+_RE2_MAX_REPEAT = 1000
+# The only flags BADNESS_RE may carry: others (IGNORECASE, MULTILINE, DOTALL...) change what
+# the translated pieces mean, so the translator refuses them.
+_ALLOWED_FLAGS = re.VERBOSE | re.UNICODE
+
+Intervals = list[tuple[int, int]]
+
+
+class UntranslatableRegex(ValueError):
+    """A construct of ftfy's badness regex that the RE2 translator does not know."""
+
+
+def _merge(intervals: Intervals) -> Intervals:
+    """Sorted, non-overlapping, non-adjacent code point intervals."""
+    out: Intervals = []
+    for lo, hi in sorted(intervals):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _complement(intervals: Intervals) -> Intervals:
+    out: Intervals = []
+    start = 0
+    for lo, hi in _merge(intervals):
+        if lo > start:
+            out.append((start, lo - 1))
+        start = hi + 1
+    if start <= _MAX_CODE_POINT:
+        out.append((start, _MAX_CODE_POINT))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _every_code_point() -> str:
+    return "".join(map(chr, range(_MAX_CODE_POINT + 1)))
+
+
+@functools.lru_cache(maxsize=8)
+def _category(category: str, flags: int) -> tuple[tuple[int, int], ...]:
+    """The exact code points Python's ``re`` puts in a category (``\\w``, ``\\s``...).
+
+    Asked of ``re`` itself, over every code point, with the pattern's own flags: no hand-made
+    table can drift from the running Python's Unicode database.
+    """
+    escape = {
+        "CATEGORY_WORD": r"\w",
+        "CATEGORY_NOT_WORD": r"\W",
+        "CATEGORY_SPACE": r"\s",
+        "CATEGORY_NOT_SPACE": r"\S",
+        "CATEGORY_DIGIT": r"\d",
+        "CATEGORY_NOT_DIGIT": r"\D",
+    }.get(category)
+    if escape is None:
+        raise UntranslatableRegex(f"unknown character category {category}")
+    runs = re.finditer(f"[{escape}]+", _every_code_point(), flags & ~re.VERBOSE)
+    return tuple((m.start(), m.end() - 1) for m in runs)
+
+
+def _widen(members: tuple[tuple[int, int], ...]) -> Intervals:
+    """A superset: the ASCII members, and all of non-ASCII if any member is non-ASCII."""
+    ascii_part = [(lo, min(hi, 0x7F)) for lo, hi in members if lo <= 0x7F]
+    beyond = [(0x80, _MAX_CODE_POINT)] if members and members[-1][1] > 0x7F else []
+    return ascii_part + beyond
+
+
+def _class_intervals(items: list[tuple[Any, Any]], flags: int) -> Intervals:
+    """The code points a parsed ``[...]`` matches (or more), negation included.
+
+    Outside a negated class a category is widened to its ASCII members plus every non-ASCII
+    code point: ``\\w`` alone has hundreds of ranges, which RE2 would recompile on every call.
+    """
+    negate = any(str(op) == "NEGATE" for op, _ in items)
+    out: Intervals = []
+    for op, arg in items:
+        name = str(op)
+        if name == "NEGATE":
+            continue
+        elif name == "LITERAL":
+            out.append((arg, arg))
+        elif name == "RANGE":
+            out.append((arg[0], arg[1]))
+        elif name == "CATEGORY":
+            members = _category(str(arg), flags)
+            out.extend(members if negate else _widen(members))
+        else:
+            raise UntranslatableRegex(f"unknown class member {name} in ftfy's badness regex")
+    return _complement(out) if negate else _merge(out)
+
+
+def _emit_class(intervals: Intervals) -> str:
+    """RE2 syntax for a set of code points, without surrogates (UTF-8 cannot hold them)."""
+    parts = []
+    for lo, hi in _complement(_complement(intervals) + [_SURROGATES]):
+        parts.append(f"\\x{{{lo:x}}}" if lo == hi else f"\\x{{{lo:x}}}-\\x{{{hi:x}}}")
+    if not parts:
+        raise UntranslatableRegex("a character class that matches nothing")
+    return "[" + "".join(parts) + "]"
+
+
+def _emit(items: Any, flags: int) -> str:
+    """RE2 syntax matching a superset of what the parsed Python regex ``items`` matches."""
+    out = []
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            out.append(f"\\x{{{arg:x}}}")
+        elif name == "NOT_LITERAL":
+            out.append(_emit_class(_complement([(arg, arg)])))
+        elif name == "ANY":  # Python's "." skips "\n"; matching it too only widens
+            out.append(_emit_class([(0, _MAX_CODE_POINT)]))
+        elif name == "IN":
+            out.append(_emit_class(_class_intervals(arg, flags)))
+        elif name == "BRANCH":
+            out.append("(?:" + "|".join(_emit(alt, flags) for alt in arg[1]) + ")")
+        elif name == "SUBPATTERN":
+            if arg[1] or arg[2]:
+                raise UntranslatableRegex("a group with its own flags in ftfy's badness regex")
+            out.append("(?:" + _emit(arg[3], flags) + ")")
+        elif name in ("MAX_REPEAT", "MIN_REPEAT"):
+            out.append(_emit_repeat(arg, flags))
+        elif name == "AT" and str(arg) in ("AT_BEGINNING", "AT_BEGINNING_STRING"):
+            # "^" ties a branch to the start of a line (ftfy's segment); dropping it lets the
+            # branch match anywhere, which only widens the filter.
+            continue
+        else:
+            raise UntranslatableRegex(
+                f"{name} {arg} in ftfy's badness regex has no RE2 translation"
+            )
+    return "".join(out)
+
+
+def _emit_repeat(arg: Any, flags: int) -> str:
+    low, high, items = arg
+    if low > _RE2_MAX_REPEAT or (high != _sre_parser().MAXREPEAT and high > _RE2_MAX_REPEAT):
+        raise UntranslatableRegex("a repetition count RE2 does not allow")
+    upper = "" if high == _sre_parser().MAXREPEAT else str(high)
+    return f"(?:{_emit(items, flags)}){{{low},{upper}}}"
+
+
+def _sre_parser() -> Any:
+    """Python's own regex parser (``re._parser`` since 3.11, ``sre_parse`` before)."""
+    try:
+        import re._parser as parser
+    except ImportError:  # Python 3.10
+        import sre_parse as parser
+    return parser
+
+
+def translate_to_re2(pattern: re.Pattern[str]) -> str:
+    """RE2 syntax that matches wherever ``pattern`` does (and maybe more); raises if unsure.
+
+    Only literals, classes, alternation, groups and repetition are translated: a match then
+    depends only on the characters it spans, so searching a whole document finds every match
+    ftfy's per-line search finds. Anything else (lookarounds, anchors other than "^",
+    backreferences, flags) raises ``UntranslatableRegex``, so a future ftfy cannot silently
+    weaken the filter.
+    """
+    if pattern.flags & ~_ALLOWED_FLAGS:
+        raise UntranslatableRegex(f"ftfy's badness regex has flags {pattern.flags:#x}")
+    parsed = _sre_parser().parse(pattern.pattern, pattern.flags)
+    return _emit(parsed, pattern.flags)
+
+
+@functools.lru_cache(maxsize=1)
+def _ftfy_filter() -> str | None:
+    """RE2 pattern for "ftfy may change this document", or None when it cannot be built."""
+    import ftfy.badness
+
+    try:
+        options = set(_ftfy_config()._fields)
+        if options != _FTFY_OPTIONS:
+            raise UntranslatableRegex(f"ftfy's options changed: {sorted(options ^ _FTFY_OPTIONS)}")
+        return f"{translate_to_re2(ftfy.badness.BADNESS_RE)}|{_FTFY_EXTRA}"
+    except UntranslatableRegex as exc:
+        logging.getLogger(__name__).warning(
+            "clean: running ftfy on every non-ASCII document (%s)", exc
+        )
+        return None
+
+
+def ftfy_candidates(text: pa.Array) -> pa.Array:
+    """Documents ftfy may change: a proven superset, so skipping the rest changes nothing."""
+    pattern = _ftfy_filter()
+    if pattern is None:  # ASCII text can only change by its terminal escapes
+        return pc.or_(pc.invert(pc.string_is_ascii(text)), pc.match_substring(text, "\x1b"))
+    return pc.match_substring_regex(text, pattern)
+
+
 def fix_mojibake(text: str) -> str:
     import ftfy
 
@@ -97,16 +315,50 @@ def html_to_text(text: str) -> str:
     return "" if root is None else str(root.text(separator="", deep=True))
 
 
-def _apply_where(text: pa.Array, candidates: pa.Array, fn: Any) -> tuple[pa.Array, int]:
-    """Run ``fn`` on the texts flagged by ``candidates`` only; returns the new column."""
-    flags = pc.fill_null(candidates, False).to_pylist()
-    if not any(flags):
-        return text, 0
-    values = text.to_pylist()
-    for i, flag in enumerate(flags):
-        if flag and values[i] is not None:
-            values[i] = fn(values[i])
-    return pa.array(values, pa.large_string()), sum(flags)
+def _where(text: pa.Array, mask: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``fn`` (a per-document transform) applied to the flagged documents only.
+
+    ``mask`` must flag every document ``fn`` would change. When most are flagged, ``fn`` runs on
+    the whole column: the others come out unchanged, and it saves the filter and the scatter.
+    """
+    mask = pc.fill_null(mask, False)
+    flagged = pc.sum(mask).as_py() or 0
+    if flagged == 0:
+        return text
+    if flagged * 2 > len(text):
+        return fn(text)
+    return pc.replace_with_mask(text, mask, fn(pc.filter(text, mask)))
+
+
+def _map_str(text: pa.Array, fn: Callable[[str], str]) -> pa.Array:
+    """A Python function over every non-null document of a (small) column."""
+    out = [None if value is None else fn(value) for value in text.to_pylist()]
+    return pa.array(out, pa.large_string())
+
+
+@functools.lru_cache(maxsize=1)
+def _unassigned() -> str:
+    """RE2 class of the code points this Python's Unicode database does not know.
+
+    Python's ``is_normalized`` decides which documents Arrow normalizes; Unicode's stability
+    policy makes that exact for characters both Unicode versions know, so documents with a
+    character Python does not know (planes 4-16 wholesale: unassigned or private use) go to
+    Arrow regardless.
+    """
+    known = _every_code_point()[:_FIRST_UNKNOWN_PLANE]
+    runs: Intervals = [(_FIRST_UNKNOWN_PLANE, _MAX_CODE_POINT)]
+    runs += [(i, i) for i, char in enumerate(known) if unicodedata.category(char) == "Cn"]
+    return _emit_class(_merge(runs))
+
+
+def _normalize(text: pa.Array, form: str) -> pa.Array:
+    """``pc.utf8_normalize``, run only on documents that are not already normalized."""
+    needs = [
+        value is not None and not unicodedata.is_normalized(form, value)
+        for value in text.to_pylist()
+    ]
+    mask = pc.or_(pa.array(needs, pa.bool_()), pc.match_substring_regex(text, _unassigned()))
+    return _where(text, mask, lambda part: pc.utf8_normalize(part, form))
 
 
 @dataclass(frozen=True)
@@ -132,40 +384,67 @@ class Clean:
         return out
 
     def clean_text(self, text: pa.Array) -> pa.Array:
+        """The cleaned column. Every pass skips the documents a cheap check proves it would
+        leave as they are, so the output is the same as running every pass on every document.
+        """
         text = pc.cast(text, pa.large_string())
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
         if self.html and not self.code:
-            text, _ = _apply_where(
-                text, pc.match_substring_regex(text, _HTML, ignore_case=True), html_to_text
+            text = _where(
+                text,
+                pc.match_substring_regex(text, _HTML, ignore_case=True),
+                lambda part: _map_str(part, html_to_text),
             )
-        text = pc.replace_substring_regex(text, r"\r\n?", "\n")
-        # Repair, strip controls, normalize; normalization can expose new mojibake (NFKC
-        # splits a cedilla off its neighbour), so repeat until nothing changes (rarely twice).
-        for _ in range(4):
-            before = text
-            if self.fix_mojibake:
-                candidates = pc.match_substring_regex(text, _MOJIBAKE)
-                text, fixed = _apply_where(text, candidates, fix_mojibake)
-            text = pc.replace_substring_regex(text, _CONTROL, "")
-            if self.normalization != "none":
-                text = pc.utf8_normalize(text, self.normalization)
-            if before.equals(text):
-                break
+        text = _where(
+            text,
+            pc.match_substring(text, "\r"),
+            lambda part: pc.replace_substring_regex(part, r"\r\n?", "\n"),
+        )
+        text = self._repair(text)
         if self.wikitext and not self.code:
             for pattern, replacement in _WIKITEXT:
                 text = pc.replace_substring_regex(text, pattern, replacement)
         if self.whitespace == "keep":
             return text
-        # Whitespace last: tabs and no-break spaces before a newline, then per mode.
+        return self._whitespace(text)
+
+    def _repair(self, text: pa.Array) -> pa.Array:
+        """Repair, strip controls, normalize, until nothing changes (at most 4 rounds).
+
+        Normalization can expose new mojibake (NFKC splits a cedilla off its neighbour), hence
+        the rounds. A round works per document, so a document it left unchanged is a fixed
+        point: later rounds only take the documents the previous round changed.
+        """
+        todo: pa.Array | None = None  # None: every document
+        for _ in range(4):
+            before = text if todo is None else pc.filter(text, todo)
+            after = self._repair_round(before)
+            changed = pc.fill_null(pc.not_equal(before, after), False)
+            if not pc.any(changed).as_py():
+                break
+            text = after if todo is None else pc.replace_with_mask(text, todo, after)
+            todo = changed if todo is None else pc.replace_with_mask(todo, todo, changed)
+        return text
+
+    def _repair_round(self, text: pa.Array) -> pa.Array:
+        if self.fix_mojibake:
+            text = _where(text, ftfy_candidates(text), lambda part: _map_str(part, fix_mojibake))
+        text = pc.replace_substring_regex(text, _CONTROL, "")
+        if self.normalization != "none":
+            text = _normalize(text, self.normalization)
+        return text
+
+    def _whitespace(self, text: pa.Array) -> pa.Array:
+        """Tabs and no-break spaces before a newline, then runs of spaces and blank lines."""
         text = pc.replace_substring_regex(text, r"[ \t\x{00a0}]+\n", "\n")
         if not self.code:
             text = pc.replace_substring_regex(text, r"[ \t\x{00a0}]{2,}", " ")
             text = pc.replace_substring_regex(text, r"\n[ \t\x{00a0}]+\n", "\n\n")
             text = pc.replace_substring_regex(text, r"\n{3,}", "\n\n")
-            text = pc.utf8_trim_whitespace(text)
-        else:
-            text = pc.utf8_rtrim_whitespace(text)
-            text = pc.replace_substring_regex(text, r"^\n+", "")
-        return text
+            return pc.utf8_trim_whitespace(text)
+        text = pc.utf8_rtrim_whitespace(text)
+        return pc.replace_substring_regex(text, r"^\n+", "")
 
     def __call__(self, batch: pa.RecordBatch, stats: StageStats) -> pa.RecordBatch:
         before = batch.column("text")
