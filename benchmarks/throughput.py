@@ -42,6 +42,9 @@ from benchmarks import corpora
 
 _CHILD = """
 import json, sys, time
+# Only the checkout on PYTHONPATH: not the editable install's finder (this checkout's modules).
+sys.meta_path[:] = [f for f in sys.meta_path if "EditableFinder" not in repr(f)]
+import corpuskit
 from corpuskit import api
 step, data, catalog, workers, repeat = sys.argv[1:6]
 start = time.perf_counter()
@@ -56,6 +59,7 @@ else:
     out = {"tokens": sum(s["tokens"] for s in splits.values()),
            "documents": sum(s["documents"] for s in splits.values())}
 out["seconds"] = time.perf_counter() - start
+out["code"] = corpuskit.__file__
 print("RESULT " + json.dumps(out))
 """
 
@@ -140,7 +144,13 @@ def run_child(code: Path, step: str, data: Path, catalog: Path, workers: int) ->
         raise RuntimeError(f"{step} with {code} failed:\n{stderr[-3000:]}")
     line = next(x for x in stdout.splitlines() if x.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
-    result.update(wall=wall, peak_rss_mb=max(peaks.values(), default=0) / 1024)
+    workers = [kb for pid, kb in peaks.items() if pid != proc.pid]
+    result.update(
+        wall=wall,
+        peak_rss_mb=max(peaks.values(), default=0) / 1024,
+        driver_peak_rss_mb=peaks.get(proc.pid, 0) / 1024,
+        worker_peak_rss_mb=max(workers, default=0) / 1024,
+    )
     return result
 
 
@@ -165,6 +175,8 @@ def side_by_side(codes: dict[str, Path], megabytes: float, repeats: int, workers
             "mb_per_s": corpus["bytes"] / 1e6 / wall,
             "mb_per_s_per_core": corpus["bytes"] / 1e6 / wall / workers,
             "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "driver_peak_rss_mb": max(r["driver_peak_rss_mb"] for r in results),
+            "worker_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in results),
             "documents": results[-1]["documents"],
             "tokens": results[-1]["tokens"],
         }
@@ -194,6 +206,8 @@ def cost_curve(code: Path, sizes_mb: list[float], workers: int, work: Path) -> l
                 "peak_rss_mb": max(fetch["peak_rss_mb"], build["peak_rss_mb"]),
                 "fetch_peak_rss_mb": fetch["peak_rss_mb"],
                 "build_peak_rss_mb": build["peak_rss_mb"],
+                "build_driver_peak_rss_mb": build["driver_peak_rss_mb"],
+                "build_worker_peak_rss_mb": build["worker_peak_rss_mb"],
                 "documents_kept": build["documents"],
                 "tokens": build["tokens"],
             }
