@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -157,9 +158,24 @@ def _available(name: str) -> bool:
     return True
 
 
-def run(quick: bool = False, *, megabytes: float | None = None) -> list[Result]:
+def _timed(fn: Callable[..., set[int]], texts: list[str], geometry: tuple[int, int, int]):
+    work = Path(tempfile.mkdtemp(prefix="ck-nd-"))
+    try:
+        cpu0, start = time.process_time(), time.perf_counter()
+        dropped = fn(texts, geometry, work)
+        return time.perf_counter() - start, time.process_time() - cpu0, dropped
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(
+    quick: bool = False, *, megabytes: float | None = None, repeats: int | None = None
+) -> list[Result]:
+    """Every contender and geometry ``repeats`` times (3; rounds alternate the contenders, so
+    a burst of load hits them all), the median reported."""
     if megabytes is None:
         megabytes = 3.0 if quick else 20.0
+    repeats = repeats or 3
     geometries = GEOMETRIES[:2] if quick else GEOMETRIES
     docs = list(corpora.scaled_documents(int(megabytes * 1e6), seed=1))
     texts = [d.text for d in docs]
@@ -167,51 +183,50 @@ def run(quick: bool = False, *, megabytes: float | None = None) -> list[Result]:
     positives, jaccards = truth(docs)
     planted_j = np.array(list(jaccards.values()))
     info = machine_info()
-    results: list[Result] = []
-    for name, fn in CONTENDERS.items():
-        if not _available(name):
-            continue
-        warm = Path(tempfile.mkdtemp(prefix="ck-nd-"))
-        try:  # imports and one-time tables are not what is measured
-            fn(texts[:50], geometries[0], warm)
-        finally:
-            shutil.rmtree(warm, ignore_errors=True)
-        for geometry in geometries:
-            work = Path(tempfile.mkdtemp(prefix="ck-nd-"))
-            try:
-                cpu0, start = time.process_time(), time.perf_counter()
-                dropped = fn(texts, geometry, work)
-                seconds = time.perf_counter() - start
-                cpu = time.process_time() - cpu0
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-            hits = len(dropped & positives)
-            results.append(
-                Result(
-                    "near_dedup",
-                    f"{name} {geometry[0]}p {geometry[1]}x{geometry[2]}",
-                    seconds,
-                    mb,
-                    "MB",
-                    {
-                        "contender": name,
-                        "num_perm": geometry[0],
-                        "bands": geometry[1],
-                        "rows": geometry[2],
-                        "cpu_seconds": cpu,
-                        "documents": len(docs),
-                        "docs_per_s": len(docs) / seconds,
-                        "planted": len(jaccards),
-                        "positives": len(positives),
-                        "planted_jaccard_p10": float(np.percentile(planted_j, 10)),
-                        "planted_jaccard_median": float(np.median(planted_j)),
-                        "recall": hits / max(1, len(positives)),
-                        "false_removals": len(dropped - set(jaccards_rows(docs))),
-                        "threads": os.cpu_count(),
-                        "machine": info,
-                    },
+    names = [name for name in CONTENDERS if _available(name)]
+    for name in names:  # imports and one-time tables are not what is measured
+        _timed(CONTENDERS[name], texts[:50], geometries[0])
+    runs: dict[tuple[str, tuple[int, int, int]], list[tuple[float, float, set[int]]]] = {}
+    for _ in range(repeats):
+        for name in names:
+            for geometry in geometries:
+                runs.setdefault((name, geometry), []).append(
+                    _timed(CONTENDERS[name], texts, geometry)
                 )
+    results: list[Result] = []
+    for (name, geometry), got in runs.items():
+        seconds = statistics.median(t for t, _, _ in got)
+        cpu = statistics.median(c for _, c, _ in got)
+        dropped = got[-1][2]
+        assert all(d == dropped for _, _, d in got), f"{name}: runs disagree"
+        hits = len(dropped & positives)
+        results.append(
+            Result(
+                "near_dedup",
+                f"{name} {geometry[0]}p {geometry[1]}x{geometry[2]}",
+                seconds,
+                mb,
+                "MB",
+                {
+                    "contender": name,
+                    "num_perm": geometry[0],
+                    "bands": geometry[1],
+                    "rows": geometry[2],
+                    "cpu_seconds": cpu,
+                    "runs": [round(t, 3) for t, _, _ in got],
+                    "documents": len(docs),
+                    "docs_per_s": len(docs) / seconds,
+                    "planted": len(jaccards),
+                    "positives": len(positives),
+                    "planted_jaccard_p10": float(np.percentile(planted_j, 10)),
+                    "planted_jaccard_median": float(np.median(planted_j)),
+                    "recall": hits / max(1, len(positives)),
+                    "false_removals": len(dropped - set(jaccards_rows(docs))),
+                    "threads": os.cpu_count(),
+                    "machine": info,
+                },
             )
+        )
     return mark_equal_recall(results)
 
 

@@ -124,6 +124,7 @@ def run_child(code: Path, step: str, data: Path, catalog: Path, workers: int) ->
     proc = subprocess.Popen(
         [sys.executable, "-c", _CHILD, step, str(data), str(catalog), str(workers), "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=code,  # `python -c` puts the working folder first on sys.path
     )
     peaks: dict[int, int] = {}
     done = threading.Event()
@@ -179,6 +180,7 @@ def side_by_side(codes: dict[str, Path], megabytes: float, repeats: int, workers
             "worker_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in results),
             "documents": results[-1]["documents"],
             "tokens": results[-1]["tokens"],
+            "code": sorted({r["code"] for r in results}),
         }
     return {"input": corpus, "workers": workers, "repeats": repeats, "contenders": summary}
 

@@ -112,7 +112,7 @@ class _Exclusions:
 # of its share of the documents) in memory, so a larger corpus is cut into more partitions, not
 # larger ones: memory stays flat from 1 GB to 10 GB (BENCHMARKS.md). The decisions are the same
 # for any number of partitions (tests/build).
-DOCS_PER_PARTITION = 200_000
+DOCS_PER_PARTITION = 100_000
 
 
 def partitions_for(executor: Executor | None, documents: int) -> int:
