@@ -208,7 +208,10 @@ def read_in_parts(
 
 
 def _ipc_batches(path: str) -> Iterator[pa.RecordBatch]:
-    with pa.memory_map(path, "r") as source:
+    """The part's batches, read one by one: a memory map would keep every page it touched in
+    this process's RSS until the file is closed (a part is a whole input file: 625 MB of one
+    16-file 10 GB corpus took the fetch's peak from 375 MB at 1 GB to 884 MB)."""
+    with pa.OSFile(path, "r") as source:
         reader = ipc.open_file(source)
         for i in range(reader.num_record_batches):
             yield reader.get_batch(i)

@@ -59,6 +59,8 @@ from corpuskit.stages.base import (
     partition_count,
     run_tasks,
 )
+from corpuskit.stages.components import best_per_node, component_roots
+from corpuskit.stages.components import union_find_roots as union_find_roots  # re-exported
 from corpuskit.stages.words import (
     HASH_VERSION,
     match_words,
@@ -272,27 +274,6 @@ class ShardSignatures:
         frame.write_parquet(keys_path)
 
 
-def _find(parent: dict[int, int], x: int) -> int:
-    root = x
-    while parent.get(root, root) != root:
-        root = parent[root]
-    while parent.get(x, x) != root:  # path compression
-        parent[x], x = root, parent[x]
-    return root
-
-
-def union_find_roots(edges: np.ndarray) -> dict[int, int]:
-    """Map every node of ``edges`` (pairs of ints) to its component's smallest node."""
-    parent: dict[int, int] = {}
-    for u, v in edges.tolist():
-        ru, rv = _find(parent, u), _find(parent, v)
-        if ru != rv:
-            lo, hi = (ru, rv) if ru < rv else (rv, ru)
-            parent[hi] = lo
-            parent.setdefault(lo, lo)
-    return {node: _find(parent, node) for node in list(parent)}
-
-
 def _gather(sig_paths: list[Path], offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
     """Signatures of global rows ``docs``, read shard by shard from memory-mapped files."""
     shard = np.searchsorted(offsets, docs, side="right") - 1
@@ -412,19 +393,16 @@ def join_edges(pieces: list[pl.DataFrame]) -> pl.DataFrame:
     edges = pl.concat(pieces).unique(["first", "doc"]).sort("first", "doc")
     if edges.height == 0:
         return empty
-    u = edges["first"].to_numpy()
-    v = edges["doc"].to_numpy()
-    similarity = edges["similarity"].to_numpy()
-    roots = union_find_roots(np.stack([u, v], axis=1))
-    best: dict[int, float] = {}
-    for doc, sim in zip(v.tolist(), similarity.tolist(), strict=True):
-        best[doc] = max(best.get(doc, 0.0), sim)
-    dropped = sorted(node for node, root in roots.items() if node != root)
+    nodes, roots = component_roots(edges["first"].to_numpy(), edges["doc"].to_numpy())
+    best = best_per_node(nodes, edges["doc"].to_numpy(), edges["similarity"].to_numpy())
+    dropped = nodes != roots  # every node but its cluster's first is dropped
     return pl.DataFrame(
         {
-            "doc": np.array(dropped, np.int64),
-            "kept": np.array([roots[d] for d in dropped], np.int64),
-            "similarity": np.array([best.get(d, 1.0) for d in dropped], np.float64),
+            "doc": nodes[dropped],
+            "kept": roots[dropped],
+            # a node that is only ever a pair's first (and not its cluster's) was not compared
+            # with anything it duplicates: 1.0, as before
+            "similarity": np.nan_to_num(best[dropped], nan=1.0),
         }
     )
 
