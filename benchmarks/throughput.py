@@ -44,6 +44,9 @@ _CHILD = """
 import json, sys, time
 # Only the checkout on PYTHONPATH: not the editable install's finder (this checkout's modules).
 sys.meta_path[:] = [f for f in sys.meta_path if "EditableFinder" not in repr(f)]
+import logging, os
+if os.environ.get("CK_TIMELINE"):
+    logging.basicConfig(level=logging.INFO, format="%(relativeCreated).0f ms %(name)s %(message)s")
 import corpuskit
 from corpuskit import api
 step, data, catalog, workers, repeat = sys.argv[1:6]
@@ -128,11 +131,19 @@ def run_child(code: Path, step: str, data: Path, catalog: Path, workers: int) ->
     )
     peaks: dict[int, int] = {}
     done = threading.Event()
+    timeline = os.environ.get("CK_TIMELINE")
+    log = open(timeline, "a") if timeline else None  # noqa: SIM115 - closed below
 
     def sample() -> None:
         while not done.is_set():
             for pid in _descendants(proc.pid):
-                peaks[pid] = max(peaks.get(pid, 0), _hwm_kb(pid))
+                kb = _hwm_kb(pid)
+                if log is not None and kb > peaks.get(pid, 0) + 50_000:  # +50 MB: a line
+                    role = "driver" if pid == proc.pid else "worker"
+                    log.write(f"{time.perf_counter() - start:.1f} s {step} {role} {pid} "
+                              f"peak {kb / 1024:.0f} MB\n")
+                    log.flush()
+                peaks[pid] = max(peaks.get(pid, 0), kb)
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -140,6 +151,9 @@ def run_child(code: Path, step: str, data: Path, catalog: Path, workers: int) ->
     stdout, stderr = proc.communicate()
     done.set()
     sampler.join()
+    if log is not None:
+        log.write(stderr)
+        log.close()
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{step} with {code} failed:\n{stderr[-3000:]}")
