@@ -134,15 +134,18 @@ def run_child(code: Path, step: str, data: Path, catalog: Path, workers: int) ->
     timeline = os.environ.get("CK_TIMELINE")
     log = open(timeline, "a") if timeline else None  # noqa: SIM115 - closed below
 
+    logged: dict[int, int] = {}
+
     def sample() -> None:
         while not done.is_set():
             for pid in _descendants(proc.pid):
                 kb = _hwm_kb(pid)
-                if log is not None and kb > peaks.get(pid, 0) + 50_000:  # +50 MB: a line
+                if log is not None and kb > logged.get(pid, 0) + 50_000:  # +50 MB: a line
                     role = "driver" if pid == proc.pid else "worker"
                     log.write(f"{time.perf_counter() - start:.1f} s {step} {role} {pid} "
                               f"peak {kb / 1024:.0f} MB\n")
                     log.flush()
+                    logged[pid] = kb
                 peaks[pid] = max(peaks.get(pid, 0), kb)
             done.wait(0.2)
 

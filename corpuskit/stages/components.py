@@ -20,11 +20,14 @@ def component_roots(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarra
     node of its connected component."""
     if len(u) != len(v):
         raise ValueError("u and v must have the same length")
-    nodes, inverse = np.unique(
-        np.concatenate([np.asarray(u, np.int64), np.asarray(v, np.int64)]), return_inverse=True
-    )
-    a, b = inverse[: len(u)], inverse[len(u) :]
-    label = np.arange(len(nodes), dtype=np.int64)  # nodes are sorted: a smaller index is smaller
+    u, v = np.asarray(u, np.int64), np.asarray(v, np.int64)
+    nodes = np.unique(np.concatenate([u, v]))
+    # Indices into ``nodes`` in the narrowest type that holds them (memory: a 10 GB corpus has
+    # millions of pairs).
+    index = np.int32 if len(nodes) < 2**31 else np.int64
+    a = np.searchsorted(nodes, u).astype(index)
+    b = np.searchsorted(nodes, v).astype(index)
+    label = np.arange(len(nodes), dtype=index)  # nodes are sorted: a smaller index is smaller
     while True:
         low = np.minimum(label[a], label[b])
         lowered = label.copy()

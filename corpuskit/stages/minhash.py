@@ -390,11 +390,21 @@ def join_edges(pieces: list[pl.DataFrame]) -> pl.DataFrame:
     empty = pl.DataFrame(schema=DROPS_SCHEMA)
     if not pieces:
         return empty
-    edges = pl.concat(pieces).unique(["first", "doc"]).sort("first", "doc")
-    if edges.height == 0:
+    # In numpy: polars' concat + unique + sort took 620 MB for 3M pairs (72 MB of data).
+    first, doc, similarity = (
+        np.concatenate([p[name].to_numpy() for p in pieces]).astype(dtype, copy=False)
+        for name, dtype in (("first", np.int64), ("doc", np.int64), ("similarity", np.float64))
+    )
+    if len(first) == 0:
         return empty
-    nodes, roots = component_roots(edges["first"].to_numpy(), edges["doc"].to_numpy())
-    best = best_per_node(nodes, edges["doc"].to_numpy(), edges["similarity"].to_numpy())
+    if max(int(first.max()), int(doc.max())) < 2**32 and min(int(first.min()), int(doc.min())) >= 0:
+        key = (first.astype(np.uint64) << np.uint64(32)) | doc.astype(np.uint64)
+        _, unique = np.unique(key, return_index=True)  # sorted by (first, doc)
+        del key
+    else:  # more than 4 billion documents: the slower two-column sort
+        _, unique = np.unique(np.stack([first, doc]), axis=1, return_index=True)
+    nodes, roots = component_roots(first[unique], doc[unique])
+    best = best_per_node(nodes, doc[unique], similarity[unique])
     dropped = nodes != roots  # every node but its cluster's first is dropped
     return pl.DataFrame(
         {
