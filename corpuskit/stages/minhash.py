@@ -60,7 +60,6 @@ from corpuskit.stages.base import (
     run_tasks,
 )
 from corpuskit.stages.components import best_per_node, component_roots
-from corpuskit.stages.components import union_find_roots as union_find_roots  # re-exported
 from corpuskit.stages.words import (
     HASH_VERSION,
     match_words,

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from corpuskit.errors import CorpuskitError
 from corpuskit.stages.base import StageStats, run_stage
+from corpuskit.stages.components import union_find_roots
 from corpuskit.stages.decontam import Decontaminate, contaminated_rows, eval_ngrams
 from corpuskit.stages.minhash import (
     MinHashLSH,
     ShardSignatures,
     cluster,
     min_hashes,
-    union_find_roots,
 )
 from corpuskit.stages.stopwords import Stopwords
 
