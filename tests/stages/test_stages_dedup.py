@@ -255,7 +255,41 @@ def test_match_words_property(texts: list[str]) -> None:
     from corpuskit.stages.words import batch_words
 
     got, want = match_words(texts), batch_words(texts)
+    assert np.array_equal(got.doc, want.doc)
     assert np.array_equal(got.counts, want.counts)
+    assert np.array_equal(got.hashes, want.hashes)
+
+
+def test_match_words_classifies_every_code_point_like_the_regex() -> None:
+    """Every ASCII byte and every code point of 1, 2, 3 and 4 UTF-8 bytes (a stride of the
+    astral planes), each between two word characters and between two spaces, in documents that
+    start and end inside words: the byte decoder and tables agree with polars' ``\\w``.
+
+    The reference is given Arrow's lowercasing, as ``match_words`` is: Arrow's Unicode tables
+    are newer than polars' (Arrow lowercases U+AB6C, which polars leaves alone)."""
+    import pyarrow.compute as pc
+
+    from corpuskit.stages.minhash import match_words
+    from corpuskit.stages.words import batch_words
+
+    points = [*range(0x00, 0xD800), *range(0xE000, 0x10000), *range(0x10000, 0x110000, 97)]
+    chars = [chr(c) for c in points]
+    texts = ["x" + "x ".join(chars[i : i + 500]) + "x" for i in range(0, len(chars), 500)]
+    texts += [" " + " ".join(chars[i : i + 500]) + " " for i in range(0, len(chars), 500)]
+    lowered = pc.utf8_lower(pa.array(texts, pa.large_string()))
+    got, want = match_words(texts), batch_words(lowered, lowercase=False)
+    assert np.array_equal(got.doc, want.doc)
+    assert np.array_equal(got.hashes, want.hashes)
+
+
+def test_match_words_never_joins_words_across_documents() -> None:
+    from corpuskit.stages.minhash import match_words
+    from corpuskit.stages.words import batch_words
+
+    texts = ["ab", "", "", "cd", "é", "日", "x", "", "y z", "😀a", "b"]
+    got, want = match_words(texts), batch_words(texts)
+    assert got.counts.tolist() == [1, 0, 0, 1, 1, 1, 1, 0, 2, 1, 1]
+    assert np.array_equal(got.doc, want.doc)
     assert np.array_equal(got.hashes, want.hashes)
 
 
@@ -277,3 +311,16 @@ def test_verification_cuts_standard_errors_below_the_threshold() -> None:
     assert MinHashLSH(num_perm=512).verify_cutoff() > lsh.verify_cutoff()
     with pytest.raises(CorpuskitError, match="verify_sigmas"):
         MinHashLSH(verify_sigmas=-1).validate()
+
+
+def test_match_words_hashes_the_same_without_arrows_string_view(monkeypatch) -> None:
+    """pyarrow without ``string_view`` (older than the cast) takes polars' own conversion: the
+    same hashes."""
+    from corpuskit.stages.minhash import match_words
+
+    texts = ["Hello, World! a much longer word than twelve bytes", "é日 x", ""]
+    want = match_words(texts)
+    monkeypatch.delattr(pa, "string_view")
+    got = match_words(texts)
+    assert np.array_equal(got.hashes, want.hashes)
+    assert np.array_equal(got.doc, want.doc)
