@@ -11,7 +11,8 @@ Every other pass likewise skips documents a cheap check proves it would leave un
 The order is chosen so that cleaning is idempotent (``clean(clean(x)) == clean(x)``): mojibake is
 repaired first (ftfy needs the original code points), controls are removed before normalization
 (removing one between a letter and an accent would otherwise leave a non-normalized pair), and
-whitespace is normalized last (NFKC turns some characters into spaces).
+whitespace is normalized last (NFKC turns some characters into spaces), and a document whose
+whitespace changed is repaired again, because ftfy judges a character by its neighbours.
 
 Code corpora keep their indentation and line structure: only line endings, controls, trailing
 whitespace and leading blank lines are touched, and HTML and WikiText options are ignored.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,6 +31,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpuskit.stages.base import StageStats, count_changed, drop_where, replace_text
+from corpuskit.stages.re2_translate import (
+    MAX_CODE_POINT,
+    Intervals,
+    UntranslatableRegex,
+    emit_class,
+    every_code_point,
+    merge,
+    translate_to_re2,
+)
 
 # C0 controls except tab and newline, DEL, and C1 controls (U+0080-U+009F, which in real text
 # are almost always mojibake or garbage); carriage returns are handled as line endings.
@@ -103,173 +112,7 @@ _FTFY_OPTIONS = frozenset(
         "explain",
     ]
 )
-_MAX_CODE_POINT = 0x10FFFF
-_SURROGATES = (0xD800, 0xDFFF)
 _FIRST_UNKNOWN_PLANE = 0x40000
-_RE2_MAX_REPEAT = 1000
-# The only flags BADNESS_RE may carry: others (IGNORECASE, MULTILINE, DOTALL...) change what
-# the translated pieces mean, so the translator refuses them.
-_ALLOWED_FLAGS = re.VERBOSE | re.UNICODE
-
-Intervals = list[tuple[int, int]]
-
-
-class UntranslatableRegex(ValueError):
-    """A construct of ftfy's badness regex that the RE2 translator does not know."""
-
-
-def _merge(intervals: Intervals) -> Intervals:
-    """Sorted, non-overlapping, non-adjacent code point intervals."""
-    out: Intervals = []
-    for lo, hi in sorted(intervals):
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
-
-
-def _complement(intervals: Intervals) -> Intervals:
-    out: Intervals = []
-    start = 0
-    for lo, hi in _merge(intervals):
-        if lo > start:
-            out.append((start, lo - 1))
-        start = hi + 1
-    if start <= _MAX_CODE_POINT:
-        out.append((start, _MAX_CODE_POINT))
-    return out
-
-
-@functools.lru_cache(maxsize=1)
-def _every_code_point() -> str:
-    return "".join(map(chr, range(_MAX_CODE_POINT + 1)))
-
-
-@functools.lru_cache(maxsize=8)
-def _category(category: str, flags: int) -> tuple[tuple[int, int], ...]:
-    """The exact code points Python's ``re`` puts in a category (``\\w``, ``\\s``...).
-
-    Asked of ``re`` itself, over every code point, with the pattern's own flags: no hand-made
-    table can drift from the running Python's Unicode database.
-    """
-    escape = {
-        "CATEGORY_WORD": r"\w",
-        "CATEGORY_NOT_WORD": r"\W",
-        "CATEGORY_SPACE": r"\s",
-        "CATEGORY_NOT_SPACE": r"\S",
-        "CATEGORY_DIGIT": r"\d",
-        "CATEGORY_NOT_DIGIT": r"\D",
-    }.get(category)
-    if escape is None:
-        raise UntranslatableRegex(f"unknown character category {category}")
-    runs = re.finditer(f"[{escape}]+", _every_code_point(), flags & ~re.VERBOSE)
-    return tuple((m.start(), m.end() - 1) for m in runs)
-
-
-def _widen(members: tuple[tuple[int, int], ...]) -> Intervals:
-    """A superset: the ASCII members, and all of non-ASCII if any member is non-ASCII."""
-    ascii_part = [(lo, min(hi, 0x7F)) for lo, hi in members if lo <= 0x7F]
-    beyond = [(0x80, _MAX_CODE_POINT)] if members and members[-1][1] > 0x7F else []
-    return ascii_part + beyond
-
-
-def _class_intervals(items: list[tuple[Any, Any]], flags: int) -> Intervals:
-    """The code points a parsed ``[...]`` matches (or more), negation included.
-
-    Outside a negated class a category is widened to its ASCII members plus every non-ASCII
-    code point: ``\\w`` alone has hundreds of ranges, which RE2 would recompile on every call.
-    """
-    negate = any(str(op) == "NEGATE" for op, _ in items)
-    out: Intervals = []
-    for op, arg in items:
-        name = str(op)
-        if name == "NEGATE":
-            continue
-        elif name == "LITERAL":
-            out.append((arg, arg))
-        elif name == "RANGE":
-            out.append((arg[0], arg[1]))
-        elif name == "CATEGORY":
-            members = _category(str(arg), flags)
-            out.extend(members if negate else _widen(members))
-        else:
-            raise UntranslatableRegex(f"unknown class member {name} in ftfy's badness regex")
-    return _complement(out) if negate else _merge(out)
-
-
-def _emit_class(intervals: Intervals) -> str:
-    """RE2 syntax for a set of code points, without surrogates (UTF-8 cannot hold them)."""
-    parts = []
-    for lo, hi in _complement(_complement(intervals) + [_SURROGATES]):
-        parts.append(f"\\x{{{lo:x}}}" if lo == hi else f"\\x{{{lo:x}}}-\\x{{{hi:x}}}")
-    if not parts:
-        raise UntranslatableRegex("a character class that matches nothing")
-    return "[" + "".join(parts) + "]"
-
-
-def _emit(items: Any, flags: int) -> str:
-    """RE2 syntax matching a superset of what the parsed Python regex ``items`` matches."""
-    out = []
-    for op, arg in items:
-        name = str(op)
-        if name == "LITERAL":
-            out.append(f"\\x{{{arg:x}}}")
-        elif name == "NOT_LITERAL":
-            out.append(_emit_class(_complement([(arg, arg)])))
-        elif name == "ANY":  # Python's "." skips "\n"; matching it too only widens
-            out.append(_emit_class([(0, _MAX_CODE_POINT)]))
-        elif name == "IN":
-            out.append(_emit_class(_class_intervals(arg, flags)))
-        elif name == "BRANCH":
-            out.append("(?:" + "|".join(_emit(alt, flags) for alt in arg[1]) + ")")
-        elif name == "SUBPATTERN":
-            if arg[1] or arg[2]:
-                raise UntranslatableRegex("a group with its own flags in ftfy's badness regex")
-            out.append("(?:" + _emit(arg[3], flags) + ")")
-        elif name in ("MAX_REPEAT", "MIN_REPEAT"):
-            out.append(_emit_repeat(arg, flags))
-        elif name == "AT" and str(arg) in ("AT_BEGINNING", "AT_BEGINNING_STRING"):
-            # "^" ties a branch to the start of a line (ftfy's segment); dropping it lets the
-            # branch match anywhere, which only widens the filter.
-            continue
-        else:
-            raise UntranslatableRegex(
-                f"{name} {arg} in ftfy's badness regex has no RE2 translation"
-            )
-    return "".join(out)
-
-
-def _emit_repeat(arg: Any, flags: int) -> str:
-    low, high, items = arg
-    if low > _RE2_MAX_REPEAT or (high != _sre_parser().MAXREPEAT and high > _RE2_MAX_REPEAT):
-        raise UntranslatableRegex("a repetition count RE2 does not allow")
-    upper = "" if high == _sre_parser().MAXREPEAT else str(high)
-    return f"(?:{_emit(items, flags)}){{{low},{upper}}}"
-
-
-def _sre_parser() -> Any:
-    """Python's own regex parser (``re._parser`` since 3.11, ``sre_parse`` before)."""
-    try:
-        import re._parser as parser
-    except ImportError:  # Python 3.10
-        import sre_parse as parser
-    return parser
-
-
-def translate_to_re2(pattern: re.Pattern[str]) -> str:
-    """RE2 syntax that matches wherever ``pattern`` does (and maybe more); raises if unsure.
-
-    Only literals, classes, alternation, groups and repetition are translated: a match then
-    depends only on the characters it spans, so searching a whole document finds every match
-    ftfy's per-line search finds. Anything else (lookarounds, anchors other than "^",
-    backreferences, flags) raises ``UntranslatableRegex``, so a future ftfy cannot silently
-    weaken the filter.
-    """
-    if pattern.flags & ~_ALLOWED_FLAGS:
-        raise UntranslatableRegex(f"ftfy's badness regex has flags {pattern.flags:#x}")
-    parsed = _sre_parser().parse(pattern.pattern, pattern.flags)
-    return _emit(parsed, pattern.flags)
 
 
 @functools.lru_cache(maxsize=1)
@@ -345,10 +188,10 @@ def _unassigned() -> str:
     character Python does not know (planes 4-16 wholesale: unassigned or private use) go to
     Arrow regardless.
     """
-    known = _every_code_point()[:_FIRST_UNKNOWN_PLANE]
-    runs: Intervals = [(_FIRST_UNKNOWN_PLANE, _MAX_CODE_POINT)]
+    known = every_code_point()[:_FIRST_UNKNOWN_PLANE]
+    runs: Intervals = [(_FIRST_UNKNOWN_PLANE, MAX_CODE_POINT)]
     runs += [(i, i) for i, char in enumerate(known) if unicodedata.category(char) == "Cn"]
-    return _emit_class(_merge(runs))
+    return emit_class(merge(runs))
 
 
 def _normalize(text: pa.Array, form: str) -> pa.Array:
@@ -401,7 +244,43 @@ class Clean:
             pc.match_substring(text, "\r"),
             lambda part: pc.replace_substring_regex(part, r"\r\n?", "\n"),
         )
-        text = self._repair(text)
+        return self._settle(self._repair(text))
+
+    def _settle(self, text: pa.Array) -> pa.Array:
+        """WikiText markup and whitespace, then repair again where they changed something,
+        until a round changes nothing (at most 4 rounds): cleaning is idempotent.
+
+        Mojibake repair depends on a character's neighbours: in ``"\\u00a0Â\\x91"`` ftfy leaves
+        the ``Â`` alone, but once whitespace trimming drops the no-break space, ``"Â‘"`` is
+        mojibake, which a second cleaning of the output used to repair. Only ftfy can see a
+        difference: shaping deletes whitespace and never leaves a character next to one it
+        could compose with (a newline, a space, an ASCII punctuation mark or nothing stays in
+        between), and adds no controls. So only documents that shaping changed and that ftfy
+        may change are repaired again (tests compare with repairing every document).
+        """
+        out = self._shape(text)
+        if not self.fix_mojibake:
+            return out
+        todo = pc.fill_null(pc.not_equal(text, out), False)
+        for _ in range(4):
+            if not pc.any(todo).as_py():
+                break
+            maybe = pc.fill_null(ftfy_candidates(pc.filter(out, todo)), False)
+            todo = pc.replace_with_mask(todo, todo, maybe)
+            if not pc.any(maybe).as_py():
+                break
+            shaped = pc.filter(out, todo)
+            repaired = self._repair(shaped)
+            if not pc.any(pc.fill_null(pc.not_equal(shaped, repaired), False)).as_py():
+                break
+            again = self._shape(repaired)
+            out = pc.replace_with_mask(out, todo, again)
+            todo = pc.replace_with_mask(
+                todo, todo, pc.fill_null(pc.not_equal(repaired, again), False)
+            )
+        return out
+
+    def _shape(self, text: pa.Array) -> pa.Array:
         if self.wikitext and not self.code:
             for pattern, replacement in _WIKITEXT:
                 text = pc.replace_substring_regex(text, pattern, replacement)

@@ -66,6 +66,17 @@ def reference_clean(column: pa.Array, options: Clean) -> pa.Array:
         ]
         text = pa.array(values, pa.large_string())
     text = pc.replace_substring_regex(text, r"\r\n?", "\n")
+    # Repair, then WikiText and whitespace, then repair again where that changed something.
+    shaped = _reference_shape(_reference_repair(text, options), options)
+    for _ in range(4):
+        again = _reference_repair(shaped, options)
+        if again.equals(shaped):
+            break
+        shaped = _reference_shape(again, options)
+    return shaped
+
+
+def _reference_repair(text: pa.Array, options: Clean) -> pa.Array:
     for _ in range(4):
         before = text
         if options.fix_mojibake:
@@ -76,6 +87,10 @@ def reference_clean(column: pa.Array, options: Clean) -> pa.Array:
             text = pc.utf8_normalize(text, options.normalization)
         if before.equals(text):
             break
+    return text
+
+
+def _reference_shape(text: pa.Array, options: Clean) -> pa.Array:
     if options.wikitext and not options.code:
         for pattern, replacement in [
             (r" @([-,.])@ ", r"\1"),
