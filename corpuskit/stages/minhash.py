@@ -60,6 +60,7 @@ from corpuskit.stages.base import (
     run_tasks,
 )
 from corpuskit.stages.components import best_per_node, component_roots
+from corpuskit.stages.minhash_files import gather_signatures, partition_keys
 from corpuskit.stages.words import (
     HASH_VERSION,
     match_words,
@@ -273,21 +274,6 @@ class ShardSignatures:
         frame.write_parquet(keys_path)
 
 
-def _gather(sig_paths: list[Path], offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    """Signatures of global rows ``docs``, read shard by shard from memory-mapped files."""
-    shard = np.searchsorted(offsets, docs, side="right") - 1
-    out: np.ndarray | None = None
-    for s in np.unique(shard):
-        sig = np.load(sig_paths[s], mmap_mode="r")
-        pick = np.flatnonzero(shard == s)
-        rows = sig[docs[pick] - offsets[s]]
-        if out is None:
-            out = np.empty((len(docs), sig.shape[1]), np.uint32)
-        out[pick] = rows
-    assert out is not None
-    return out
-
-
 @dataclass(frozen=True)
 class ClusterPartition:
     """One independent piece of the global grouping: the buckets whose key is ``part`` modulo
@@ -314,22 +300,15 @@ def candidate_edges(task: ClusterPartition) -> pl.DataFrame:
     anywhere (worker processes, Ray tasks) and in any order.
     """
     lsh, offsets = task.lsh, task.offsets
-    scans = [
-        pl.scan_parquet(path).select((pl.col("row") + int(offsets[i])).alias("doc"), "band", "key")
-        for i, path in enumerate(task.keys_paths)
-    ]
-    if not scans:
+    if not task.keys_paths:
         return pl.DataFrame(schema=_EDGES)
-    frame = pl.concat(scans)
-    if task.parts > 1:
-        frame = frame.filter(pl.col("key") % task.parts == task.part)
-    excluded = pl.DataFrame({"doc": task.excluded.astype(np.int64)}).lazy()
+    # Each document with the first document of each of its buckets, as a window: a group_by
+    # that gathered every bucket's documents into a list took 390 MB for a partition of
+    # 2M keys (almost all buckets hold one document), the window 150 MB, in half the time.
     edges = (
-        frame.join(excluded, on="doc", how="anti")
-        .group_by("band", "key")
-        .agg(pl.col("doc").min().alias("first"), pl.col("doc"))
-        .filter(pl.col("doc").list.len() > 1)
-        .explode("doc")
+        partition_keys(task.keys_paths, task.offsets, task.excluded, task.part, task.parts)
+        .lazy()
+        .with_columns(pl.col("doc").min().over("band", "key").alias("first"))
         .filter(pl.col("doc") != pl.col("first"))
         .select("first", "doc")
         .unique()
@@ -344,7 +323,9 @@ def candidate_edges(task: ClusterPartition) -> pl.DataFrame:
         for lo in range(0, len(u), 1 << 16):  # bounded batches of pairs
             hi = min(lo + (1 << 16), len(u))
             similarity[lo:hi] = np.mean(
-                _gather(paths, offsets, u[lo:hi]) == _gather(paths, offsets, v[lo:hi]), axis=1
+                gather_signatures(paths, offsets, u[lo:hi])
+                == gather_signatures(paths, offsets, v[lo:hi]),
+                axis=1,
             )
         passed = similarity >= lsh.verify_cutoff()
         u, v, similarity = u[passed], v[passed], similarity[passed]

@@ -221,6 +221,42 @@ def test_partitioned_cluster_equals_unpartitioned(tmp_path: Path) -> None:
         assert got.equals(reference)
 
 
+def test_partition_keys_are_the_partitions_share_of_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read in batches of 7 rows (a file is several batches), the partitions' keys together
+    are every key of every file once, numbered from the file's offset, excluded ones left out."""
+    import polars as pl
+
+    from corpuskit.stages import minhash_files
+
+    rng = np.random.default_rng(4)
+    sizes = [5, 0, 13]
+    paths, frames = [], []
+    for i, n in enumerate(sizes):
+        frame = pl.DataFrame(
+            {
+                "row": np.repeat(np.arange(n), 3).astype(np.int64),
+                "band": np.tile(np.arange(3, dtype=np.int16), n),
+                "key": rng.integers(0, 2**64 - 1, 3 * n, dtype=np.uint64),
+            }
+        )
+        frame.write_parquet(tmp_path / f"k{i}.parquet")
+        paths.append(str(tmp_path / f"k{i}.parquet"))
+        frames.append(frame.with_columns(pl.col("row") + [0, 5, 5][i]).rename({"row": "doc"}))
+    offsets = np.array([0, 5, 5, 18], np.int64)
+    excluded = np.array([2, 17], np.int64)
+    monkeypatch.setattr(minhash_files, "KEY_BATCH_ROWS", 7)
+    got = pl.concat(
+        [minhash_files.partition_keys(paths, offsets, excluded, p, 4) for p in range(4)]
+    ).sort("doc", "band")
+    want = pl.concat(frames).filter(~pl.col("doc").is_in([2, 17])).sort("doc", "band")
+    assert got.equals(want)
+    for p in range(4):
+        part = minhash_files.partition_keys(paths, offsets, excluded, p, 4)
+        assert (part["key"] % 4 == p).all()
+
+
 def test_match_words_finds_the_words_of_batch_words() -> None:
     from corpuskit.stages.minhash import match_words
     from corpuskit.stages.words import MATCH_WORDS, batch_words
