@@ -1,8 +1,9 @@
 """Tokenize and pack a cleaned artifact into ``data/tokens/<corpus>/<fp>/``.
 
 The tokenizer is trained on the cleaned train split only (so nothing of val or test leaks into
-it), in this process. Encoding and packing then run per clean shard through the build's executor
-(worker processes or Ray tasks): each task packs its shard's documents of every split into its
+it), in this process or, for a large sample, a short-lived one (``tokenizer_training``).
+Encoding and packing then run per clean shard through the build's executor (worker processes
+or Ray tasks): each task packs its shard's documents of every split into its
 own small ``.bin``/``.idx`` pair, and this process concatenates them in shard order, shifting the
 offsets, so the files are byte-identical to packing everything in one pass.
 ``tokens/<corpus>/LATEST`` names the newest build, which ``train`` uses by default.
@@ -22,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
-import xxhash
 from tqdm.auto import tqdm
 
 from corpuskit.artifacts import artifact_lock, write_latest
@@ -45,30 +45,10 @@ from corpuskit.shards import (
     staging_dir,
     write_manifest,
 )
-from corpuskit.tokenizers import Tokenizer, load_tokenizer, parse_spec, train_tokenizer
+from corpuskit.tokenizer_training import TrainingSample, train_on_sample
+from corpuskit.tokenizers import Tokenizer, load_tokenizer, parse_spec
 
 SPLIT_ORDER = ("train", "val", "test")
-# Sentencepiece's trainers sum floats across threads, so the model depends on the thread count.
-# A fixed count keeps builds byte-identical whatever --workers is (encoding has no such issue).
-SPM_TRAIN_THREADS = 8
-
-
-def _train_lines(clean_dir: Path, keep: float = 1.0, seed: int = 0) -> Iterator[str]:
-    """Non-blank lines of the train split; with ``keep`` < 1, each line is kept when a hash of
-    it falls below ``keep``: the same lines whatever the order or the worker count."""
-    cut = int(keep * 2**64) if keep < 1 else None
-    for path in shard_paths(clean_dir):
-        for batch in read_batches(path, ["text", "split"]):
-            for text, split in zip(
-                batch.column("text").to_pylist(), batch.column("split").to_pylist(), strict=True
-            ):
-                if split != "train":
-                    continue
-                for line in text.split("\n"):
-                    if not line.strip():
-                        continue
-                    if cut is None or xxhash.xxh64_intdigest(line.encode("utf-8"), seed) < cut:
-                        yield line
 
 
 def spm_sample_fraction(spec: Any, clean_manifest: dict[str, Any], budget_bytes: int) -> float:
@@ -358,16 +338,16 @@ def _splits(corpus: str, clean_manifest: dict[str, Any]) -> tuple[list[str], lis
     return splits, extra
 
 
-def _train(spec: Any, clean_dir: Path, identity: dict[str, Any], config: Any) -> Tokenizer:
+def _train(
+    spec: Any, clean_dir: Path, clean_manifest: dict[str, Any], identity: dict[str, Any],
+    config: Any,
+) -> Tokenizer:
     """The tokenizer, trained on the cleaned train split (its sample is in the identity)."""
-    tokenizer = train_tokenizer(
-        spec,
-        # The sample is part of the identity (only when it samples): one source of truth.
-        _train_lines(clean_dir, identity["config"].get("sentence_sample", 1.0), config.seed),
-        sentence_budget=config.sentence_budget,
-        seed=config.seed,
-        num_threads=SPM_TRAIN_THREADS,
-    )
+    # The sample is part of the identity (only when it samples): one source of truth.
+    keep = identity["config"].get("sentence_sample", 1.0)
+    train_bytes = int(clean_manifest["splits"].get("train", {}).get("bytes", 0))
+    sample = TrainingSample(((str(clean_dir), keep),), config.seed, int(train_bytes * keep))
+    tokenizer = train_on_sample(spec, sample, sentence_budget=config.sentence_budget)
     if config.bos and tokenizer.bos_id is None:
         raise CorpuskitError(
             f"--bos needs a tokenizer with a BOS token; {spec.text!r} has none "
@@ -391,7 +371,7 @@ def _build_tokens_locked(
 ) -> tuple[Path, dict[str, Any], bool]:
     """Tokenizer training, encoding and packing into a staging folder, under the lock."""
     with staging_dir(target) as tmp:
-        tokenizer = _train(spec, clean_dir, identity, config)
+        tokenizer = _train(spec, clean_dir, clean_manifest, identity, config)
         dtype = dtype_for(tokenizer.vocab_size)
         tokenizer_info = tokenizer.save(tmp)
         # tokenizer.json & co. for AutoTokenizer, before the manifest records the folder.

@@ -142,8 +142,10 @@ class LocalExecutor(Executor):
 
     name = "local"
 
-    def __init__(self, workers: int = 0):
+    def __init__(self, workers: int = 0, *, isolated: bool = False):
         self.workers = resolve_workers(workers)
+        # One worker normally runs the work in this process; isolated, in a spawned one.
+        self.isolated = isolated
         self._pool: ProcessPoolExecutor | None = None
         self._pool_size = 0
         self._procs: list[BaseProcess] = []
@@ -163,7 +165,7 @@ class LocalExecutor(Executor):
 
     def _run(self, fn: Callable[[T], R], items: Sequence[T], threads: int) -> Iterator[R]:
         size = min(max(1, self.workers // threads), max(1, len(items)))
-        if size == 1:
+        if size == 1 and not self.isolated:
             for item in items:
                 yield fn(item)
             return
@@ -235,3 +237,12 @@ def map_ordered(
     """``map(fn, items)`` across local processes, in order, with a progress bar (one-off pool)."""
     with LocalExecutor(workers) as executor:
         yield from executor.map_ordered(fn, items, desc=desc, progress=progress)
+
+
+def call_isolated(fn: Callable[[T], R], item: T, *, desc: str) -> R:
+    """``fn(item)`` in a fresh spawned process that exits afterwards: for a step whose peak
+    memory should neither stack on this process's nor stay with it (sentencepiece training).
+    Signals and a dying process are handled as for any worker."""
+    with LocalExecutor(1, isolated=True) as executor:
+        (result,) = executor.map_ordered(fn, [item], desc=desc, progress=False, unit="step")
+    return result

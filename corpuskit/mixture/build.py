@@ -21,7 +21,7 @@ from corpuskit.mixture.files import (
     write_held_out,
     write_train_split,
 )
-from corpuskit.mixture.sampling import sample_fractions, train_lines, weights
+from corpuskit.mixture.sampling import sample_fractions, weights
 from corpuskit.paths import raw_dir, tokens_root
 from corpuskit.shards import (
     existing_manifest,
@@ -167,16 +167,20 @@ def _assemble(
     identity: dict[str, Any], spec: Any, keep: dict[str, float], target: Path, progress: bool,
 ) -> dict[str, Any]:
     """Tokenizer, per-component packing and the mixture's files, in a staging folder."""
-    from corpuskit.encode import SPM_TRAIN_THREADS, pack_splits
+    from corpuskit.encode import pack_splits
     from corpuskit.hf_tokenizer import write_hf_tokenizer
     from corpuskit.pack import dtype_for, write_meta
-    from corpuskit.tokenizers import train_tokenizer
+    from corpuskit.tokenizer_training import TrainingSample, train_on_sample
 
     assert isinstance(mix.source, MixSource)
     with staging_dir(target) as tmp:
-        lines = (line for c in cleans for line in train_lines(c.path, keep[c.key], config.seed))
-        tokenizer = train_tokenizer(spec, lines, sentence_budget=config.sentence_budget,
-                                    seed=config.seed, num_threads=SPM_TRAIN_THREADS)
+        sample = TrainingSample(
+            tuple((str(c.path), keep[c.key]) for c in cleans),
+            config.seed,
+            sum(int(c.manifest["splits"].get("train", {}).get("bytes", 0) * keep[c.key])
+                for c in cleans),
+        )
+        tokenizer = train_on_sample(spec, sample, sentence_budget=config.sentence_budget)
         if config.bos and tokenizer.bos_id is None:
             raise CorpuskitError(f"--bos needs a tokenizer with a BOS token; {spec.text!r} has "
                                  "none")

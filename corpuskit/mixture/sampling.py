@@ -6,7 +6,7 @@ mixture build is the same on every machine and with any worker count.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,21 +60,6 @@ def sample_fractions(
         k: 1.0 if train_bytes[k] == 0 else round(min(1.0, w * scale / train_bytes[k]), 6)
         for k, w in shares.items()
     }
-
-
-def train_lines(clean_dir: Path, keep: float, seed: int) -> Iterator[str]:
-    """Non-blank train lines of a clean artifact, each kept when a hash of it falls below
-    ``keep`` (the rule ``encode`` uses for its own sample, so a line's fate is the same)."""
-    cut = int(keep * 2**64) if keep < 1 else None
-    for path in shard_paths(clean_dir):
-        for batch in read_batches(path, ["text", "split"]):
-            texts = batch.filter(pc.equal(batch.column("split"), "train")).column("text")
-            for text in texts.to_pylist():
-                for line in text.split("\n"):
-                    if not line.strip():
-                        continue
-                    if cut is None or xxhash.xxh64_intdigest(line.encode("utf-8"), seed) < cut:
-                        yield line
 
 
 def doc_bytes(clean_dir: Path, split: str) -> np.ndarray:
