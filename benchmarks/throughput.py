@@ -49,6 +49,14 @@ if os.environ.get("CK_TIMELINE"):
     logging.basicConfig(level=logging.INFO, format="%(relativeCreated).0f ms %(name)s %(message)s")
 import corpuskit
 from corpuskit import api
+if os.environ.get("CK_TIMELINE"):  # when each executor step starts and ends, on stderr
+    from corpuskit.executors import base as _base
+    _plain, _t0 = _base.Executor.map_ordered, time.perf_counter()
+    def _traced(self, fn, items, *, desc, **kw):
+        print(f"{time.perf_counter() - _t0:.1f} s step {desc}: {len(items)} tasks", file=sys.stderr)
+        yield from _plain(self, fn, items, desc=desc, **kw)
+        print(f"{time.perf_counter() - _t0:.1f} s step {desc}: done", file=sys.stderr)
+    _base.Executor.map_ordered = _traced
 step, data, catalog, workers, repeat = sys.argv[1:6]
 start = time.perf_counter()
 if step == "fetch":
