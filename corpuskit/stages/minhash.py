@@ -46,7 +46,6 @@ import pyarrow as pa
 
 from corpuskit.errors import CorpuskitError
 from corpuskit.stages.base import (
-    DROPS_SCHEMA,
     RANKS,
     Decision,
     GroupingContext,
@@ -59,7 +58,7 @@ from corpuskit.stages.base import (
     partition_count,
     run_tasks,
 )
-from corpuskit.stages.components import best_per_node, component_roots
+from corpuskit.stages.components import Edges, join_edges
 from corpuskit.stages.minhash_files import gather_signatures, partition_keys
 from corpuskit.stages.words import (
     HASH_VERSION,
@@ -217,10 +216,10 @@ class MinHashLSH:
         return _near_tasks(self, context)
 
     @staticmethod
-    def group(task: ClusterPartition) -> pl.DataFrame:
+    def group(task: ClusterPartition) -> Edges:
         return candidate_edges(task)
 
-    def decide(self, answers: list[pl.DataFrame], context: GroupingContext) -> Decision:
+    def decide(self, answers: list[Edges], context: GroupingContext) -> Decision:
         drops = join_edges(answers)
         return Decision(drops=drops, stats=cluster_stats(drops))
 
@@ -289,19 +288,18 @@ class ClusterPartition:
     parts: int = 1
 
 
-_EDGES = {"first": pl.Int64, "doc": pl.Int64, "similarity": pl.Float64}
-
-
-def candidate_edges(task: ClusterPartition) -> pl.DataFrame:
+def candidate_edges(task: ClusterPartition) -> Edges:
     """``(first, doc, similarity)``, sorted and unique: the verified candidate pairs of one
-    partition, each document paired with the first (smallest) document of its bucket.
+    partition, each document paired with the first (smallest) document of its bucket (numpy
+    arrays, not a polars frame: the driver holds every partition's pairs at once, and numpy
+    memory goes back to the system as soon as it is freed).
 
     A pure function of its files and arguments, so an executor may run the partitions
     anywhere (worker processes, Ray tasks) and in any order.
     """
     lsh, offsets = task.lsh, task.offsets
     if not task.keys_paths:
-        return pl.DataFrame(schema=_EDGES)
+        return Edges.empty()
     # Each document with the first document of each of its buckets, as a window: a group_by
     # that gathered every bucket's documents into a list took 390 MB for a partition of
     # 2M keys (almost all buckets hold one document), the window 150 MB, in half the time.
@@ -329,7 +327,7 @@ def candidate_edges(task: ClusterPartition) -> pl.DataFrame:
             )
         passed = similarity >= lsh.verify_cutoff()
         u, v, similarity = u[passed], v[passed], similarity[passed]
-    return pl.DataFrame({"first": u, "doc": v, "similarity": similarity}, schema=_EDGES)
+    return Edges(u.astype(np.int64), v.astype(np.int64), similarity)
 
 
 def cluster_tasks(
@@ -359,42 +357,6 @@ def cluster_tasks(
         )
         for part in range(max(1, partitions))
     ]
-
-
-def join_edges(pieces: list[pl.DataFrame]) -> pl.DataFrame:
-    """``(doc, kept, similarity)`` for every near-duplicate to drop, from the partitions' pairs.
-
-    One union-find over all pairs, whose root is the smallest row of every component: the pairs
-    of a bucket do not depend on the partitioning, so neither does the result.
-    """
-    empty = pl.DataFrame(schema=DROPS_SCHEMA)
-    if not pieces:
-        return empty
-    # In numpy: polars' concat + unique + sort took 620 MB for 3M pairs (72 MB of data).
-    first, doc, similarity = (
-        np.concatenate([p[name].to_numpy() for p in pieces]).astype(dtype, copy=False)
-        for name, dtype in (("first", np.int64), ("doc", np.int64), ("similarity", np.float64))
-    )
-    if len(first) == 0:
-        return empty
-    if max(int(first.max()), int(doc.max())) < 2**32 and min(int(first.min()), int(doc.min())) >= 0:
-        key = (first.astype(np.uint64) << np.uint64(32)) | doc.astype(np.uint64)
-        _, unique = np.unique(key, return_index=True)  # sorted by (first, doc)
-        del key
-    else:  # more than 4 billion documents: the slower two-column sort
-        _, unique = np.unique(np.stack([first, doc]), axis=1, return_index=True)
-    nodes, roots = component_roots(first[unique], doc[unique])
-    best = best_per_node(nodes, doc[unique], similarity[unique])
-    dropped = nodes != roots  # every node but its cluster's first is dropped
-    return pl.DataFrame(
-        {
-            "doc": nodes[dropped],
-            "kept": roots[dropped],
-            # a node that is only ever a pair's first (and not its cluster's) was not compared
-            # with anything it duplicates: 1.0, as before
-            "similarity": np.nan_to_num(best[dropped], nan=1.0),
-        }
-    )
 
 
 def cluster(

@@ -7,13 +7,13 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpuskit.stages.components import best_per_node, component_roots
-from corpuskit.stages.minhash import join_edges
+from corpuskit.stages.components import Edges, best_per_node, component_roots, join_edges
 
 
 def _reference_join(pieces: list[pl.DataFrame]) -> pl.DataFrame:
     """The previous release's join_edges (dict union-find), kept here as the definition."""
-    edges = pl.concat(pieces).unique(["first", "doc"]).sort("first", "doc")
+    everything = pl.concat(pieces)
+    edges = everything.unique(["first", "doc"]).sort("first", "doc")
     parent: dict[int, int] = {}
 
     def find(x: int) -> int:
@@ -29,7 +29,9 @@ def _reference_join(pieces: list[pl.DataFrame]) -> pl.DataFrame:
             parent.setdefault(lo, lo)
     roots = {node: find(node) for node in list(parent)}
     best: dict[int, float] = {}
-    for doc, sim in zip(edges["doc"].to_list(), edges["similarity"].to_list(), strict=True):
+    for doc, sim in zip(
+        everything["doc"].to_list(), everything["similarity"].to_list(), strict=True
+    ):  # a pair found in several partitions counts with its largest similarity
         best[doc] = max(best.get(doc, 0.0), sim)
     dropped = sorted(node for node, root in roots.items() if node != root)
     return pl.DataFrame(
@@ -60,8 +62,23 @@ def test_join_edges_equals_the_union_find(raw: list, parts: int) -> None:
         schema={"first": pl.Int64, "doc": pl.Int64, "similarity": pl.Float64},
     )
     pieces = [frame[i::parts] for i in range(parts)]  # as partitions would return them
-    got = join_edges(pieces)
-    assert got.equals(_reference_join(pieces)), (got, _reference_join(pieces))
+    want = _reference_join(pieces)
+    edges = [
+        Edges(p["first"].to_numpy(), p["doc"].to_numpy(), p["similarity"].to_numpy())
+        for p in pieces
+    ]
+    got = join_edges(edges)
+    assert got.equals(want), (got, want)
+    assert edges == []  # consumed: the driver does not hold the pairs twice
+    wide = [  # document numbers beyond 32 bits take the two-column path: the same clusters
+        Edges(p.first + 2**40, p.doc + 2**40, p.similarity)
+        for p in (
+            Edges(p["first"].to_numpy(), p["doc"].to_numpy(), p["similarity"].to_numpy())
+            for p in pieces
+        )
+    ]
+    shifted = join_edges(wide).with_columns(pl.col("doc", "kept") - 2**40)
+    assert shifted.equals(want)
 
 
 def test_long_chain_and_star() -> None:
