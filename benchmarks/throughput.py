@@ -57,6 +57,19 @@ if os.environ.get("CK_TIMELINE"):  # when each executor step starts and ends, on
         yield from _plain(self, fn, items, desc=desc, **kw)
         print(f"{time.perf_counter() - _t0:.1f} s step {desc}: done", file=sys.stderr)
     _base.Executor.map_ordered = _traced
+    import importlib
+    def _timed(module, name):  # CK_TRACE=module:function,...: when each call starts and ends
+        plain = getattr(module, name)
+        def call(*args, **kw):
+            print(f"{time.perf_counter() - _t0:.1f} s call {name}", file=sys.stderr)
+            try:
+                return plain(*args, **kw)
+            finally:
+                print(f"{time.perf_counter() - _t0:.1f} s call {name}: done", file=sys.stderr)
+        setattr(module, name, call)
+    for spec in filter(None, os.environ.get("CK_TRACE", "").split(",")):
+        _module, _name = spec.split(":")
+        _timed(importlib.import_module(_module), _name)
 step, data, catalog, workers, repeat = sys.argv[1:6]
 start = time.perf_counter()
 if step == "fetch":
