@@ -13,6 +13,7 @@ every node carries its component's smallest node, whatever the order of the pair
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -83,67 +84,75 @@ class Edges:
     def __len__(self) -> int:
         return len(self.first)
 
-
-def _pair_keys(pieces: list[Edges]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Every pair as one uint64 ``first << 32 | doc`` and its similarity, taking the pieces
-    out of ``pieces`` as it goes (so their memory is freed while the keys fill up); None when
-    a document number does not fit in 32 bits (the pieces are then left in place)."""
-    total = sum(len(p) for p in pieces)
-    if any(len(p) and (min(p.first.min(), p.doc.min()) < 0 or max(p.first.max(), p.doc.max())
-                       >= 2**32) for p in pieces):
-        return None
-    key = np.empty(total, np.uint64)
-    similarity = np.empty(total, np.float64)
-    at = total
-    while pieces:
-        piece = pieces.pop()
-        lo = at - len(piece)
-        np.left_shift(piece.first.astype(np.uint64), np.uint64(32), out=key[lo:at])
-        key[lo:at] |= piece.doc.astype(np.uint64)
-        similarity[lo:at] = piece.similarity
-        at = lo
-    return key, similarity
+    def save(self, path: Path) -> EdgesFile:
+        np.savez(path, first=self.first, doc=self.doc, similarity=self.similarity)
+        return EdgesFile(str(path), len(self))
 
 
-def join_edges(pieces: list[Edges]) -> pl.DataFrame:
+@dataclass(frozen=True)
+class EdgesFile:
+    """A partition's pairs written to disk by the task (``Edges.save``): the driver then reads
+    one partition at a time instead of holding them all (8.4M pairs, 200 MB, at 10 GB)."""
+
+    path: str
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def load(self) -> Edges:
+        with np.load(self.path) as data:
+            return Edges(data["first"], data["doc"], data["similarity"])
+
+
+def _edges(piece: Edges | EdgesFile) -> Edges:
+    return piece.load() if isinstance(piece, EdgesFile) else piece
+
+
+def _unique_pairs(pieces: list[Edges | EdgesFile]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(first, doc)`` of every distinct pair, sorted; None when a document number does not
+    fit in 32 bits. One uint64 ``first << 32 | doc`` per pair, sorted in place: 8 bytes a pair
+    at the peak, the pieces read one at a time."""
+    key = np.empty(sum(len(p) for p in pieces), np.uint64)
+    at = 0
+    for piece in map(_edges, pieces):
+        if len(piece) and (
+            min(piece.first.min(), piece.doc.min()) < 0
+            or max(piece.first.max(), piece.doc.max()) >= 2**32
+        ):
+            return None
+        np.left_shift(piece.first.astype(np.uint64), np.uint64(32), out=key[at : at + len(piece)])
+        key[at : at + len(piece)] |= piece.doc.astype(np.uint64)
+        at += len(piece)
+    key.sort()
+    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
+    return (key >> np.uint64(32)).astype(np.int64), (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+
+def join_edges(pieces: list[Edges | EdgesFile]) -> pl.DataFrame:
     """``(doc, kept, similarity)`` for every near-duplicate to drop, from the partitions' pairs.
 
     The connected components of all pairs, whose root is the smallest document of each: the
     pairs of a bucket do not depend on the partitioning, so neither does the result. A pair
-    found in several partitions (through several bands) counts once, with its largest
-    similarity. ``pieces`` is emptied on the way: at 10 GB the partitions return 8.7M pairs,
-    and concatenating them beside the pieces (and sorting with an index) took the driver from
-    360 to 1,000 MB.
+    found in several partitions (through several bands) counts once, and a document's
+    similarity is the largest of its pairs. Two passes over the pieces (files or arrays): the
+    distinct pairs and their components, then the similarities. At 10 GB the partitions found
+    8.4M pairs; holding them, concatenated and sorted with an index, took the driver from 150
+    to 720 MB.
     """
-    packed = _pair_keys(pieces) if pieces else None
-    if packed is not None:
-        key, similarity = packed
-        if not len(key):
-            return pl.DataFrame(schema=DROPS_SCHEMA)
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-        similarity = similarity[order]
-        del order
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        similarity = np.maximum.reduceat(similarity, starts)
-        key = key[starts]
-        first = (key >> np.uint64(32)).astype(np.int64)
-        doc = (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
-        del key, starts
-    else:  # document numbers of 2**32 and more: the slower two-column sort
-        if not pieces or not sum(len(p) for p in pieces):
-            return pl.DataFrame(schema=DROPS_SCHEMA)
-        first, doc, similarity = (
-            np.concatenate([getattr(p, name) for p in pieces])
-            for name in ("first", "doc", "similarity")
-        )
-        pieces.clear()
-        pairs, inverse = np.unique(np.stack([first, doc]), axis=1, return_inverse=True)
-        best = np.full(pairs.shape[1], -np.inf)
-        np.maximum.at(best, inverse.reshape(-1), similarity)
-        first, doc, similarity = pairs[0], pairs[1], best
+    pairs = _unique_pairs(pieces)
+    if pairs is None:  # document numbers of 2**32 and more: the slower two-column sort
+        loaded = [_edges(p) for p in pieces]
+        stacked = np.stack([np.concatenate([p.first for p in loaded]),
+                            np.concatenate([p.doc for p in loaded])])
+        pairs = tuple(np.unique(stacked, axis=1))
+    first, doc = pairs
+    if not len(first):
+        return pl.DataFrame(schema=DROPS_SCHEMA)
     nodes, roots = component_roots(first, doc)
-    best = best_per_node(nodes, doc, similarity)
+    best = np.full(len(nodes), np.nan)
+    for piece in map(_edges, pieces):
+        best = np.fmax(best, best_per_node(nodes, piece.doc, piece.similarity))
     dropped = nodes != roots  # every node but its cluster's first is dropped
     return pl.DataFrame(
         {

@@ -58,7 +58,7 @@ from corpuskit.stages.base import (
     partition_count,
     run_tasks,
 )
-from corpuskit.stages.components import Edges, join_edges
+from corpuskit.stages.components import Edges, EdgesFile, join_edges
 from corpuskit.stages.minhash_files import gather_signatures, partition_keys
 from corpuskit.stages.words import (
     HASH_VERSION,
@@ -216,10 +216,13 @@ class MinHashLSH:
         return _near_tasks(self, context)
 
     @staticmethod
-    def group(task: ClusterPartition) -> Edges:
-        return candidate_edges(task)
+    def group(task: ClusterPartition) -> Edges | EdgesFile:
+        edges = candidate_edges(task)
+        if task.edges_dir is None:
+            return edges
+        return edges.save(Path(task.edges_dir) / f"near-edges-{task.part:05d}.npz")
 
-    def decide(self, answers: list[Edges], context: GroupingContext) -> Decision:
+    def decide(self, answers: list[Edges | EdgesFile], context: GroupingContext) -> Decision:
         drops = join_edges(answers)
         return Decision(drops=drops, stats=cluster_stats(drops))
 
@@ -286,6 +289,8 @@ class ClusterPartition:
     excluded: np.ndarray
     part: int = 0
     parts: int = 1
+    # Where the build's grouping task writes its pairs (``group``); None: returned in memory.
+    edges_dir: str | None = None
 
 
 def candidate_edges(task: ClusterPartition) -> Edges:
@@ -337,6 +342,7 @@ def cluster_tasks(
     offsets: np.ndarray,
     excluded: np.ndarray,
     partitions: int,
+    edges_dir: Path | None = None,
 ) -> list[ClusterPartition]:
     """The grouping cut into ``partitions`` by bucket key: pure tasks for ``candidate_edges``.
 
@@ -354,6 +360,7 @@ def cluster_tasks(
             np.asarray(excluded, np.int64),
             part,
             max(1, partitions),
+            None if edges_dir is None else str(edges_dir),
         )
         for part in range(max(1, partitions))
     ]
@@ -421,4 +428,5 @@ def _near_tasks(lsh: MinHashLSH, context: GroupingContext) -> list[ClusterPartit
         np.array([starts[r * shards + i] for r, i in groups] + [starts[-1]], np.int64),
         np.load(context.excluded),
         context.partitions,
+        context.work,
     )
