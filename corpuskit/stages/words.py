@@ -74,6 +74,22 @@ def batch_words(
     return Words(doc, hashes, chars, counts)
 
 
+def mix64_inplace(x: np.ndarray) -> np.ndarray:
+    """``mix64`` into ``x`` itself (a uint64 array the caller owns), with one scratch array
+    instead of six temporaries: each fresh temporary is page faults, which in a cold process
+    cost as much as the arithmetic."""
+    scratch = np.right_shift(x, np.uint64(30))
+    with np.errstate(over="ignore"):
+        x ^= scratch
+        x *= _MIX_1
+        np.right_shift(x, np.uint64(27), out=scratch)
+        x ^= scratch
+        x *= _MIX_2
+        np.right_shift(x, np.uint64(31), out=scratch)
+        x ^= scratch
+    return x
+
+
 def mix64(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: spreads combined hashes over all 64 bits (wrapping arithmetic)."""
     with np.errstate(over="ignore"):
@@ -202,9 +218,9 @@ def _word_bytes(data: np.ndarray) -> np.ndarray:
     return word
 
 
-def _word_runs(word: np.ndarray, doc_start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end byte of every run of word bytes; a word never runs from one document
-    (starting at the bytes ``doc_start``) into the next."""
+def _word_runs(word: np.ndarray, doc_start: np.ndarray) -> np.ndarray:
+    """Start and end byte of every run of word bytes, alternating (``[s0, e0, s1, e1, ...]``);
+    a word never runs from one document (starting at the bytes ``doc_start``) into the next."""
     n = len(word)
     doc_start = doc_start[(doc_start > 0) & (doc_start < n)]
     # Every change between word and non-word bytes: starts and ends alternate.
@@ -219,7 +235,7 @@ def _word_runs(word: np.ndarray, doc_start: np.ndarray) -> tuple[np.ndarray, np.
     if len(joined):
         joined = np.repeat(np.unique(joined), 2)
         edges = np.insert(edges, np.searchsorted(edges, joined), joined)
-    return edges[0::2], edges[1::2]
+    return edges
 
 
 def _polars_strings(spans: pa.LargeStringArray) -> pl.Series:
@@ -261,18 +277,18 @@ def match_words(texts: pa.Array | pa.ChunkedArray | list[str], *, seed: int = 0)
         return Words(empty, np.zeros(0, np.uint64), empty, np.zeros(docs, np.int64))
     data = np.frombuffer(arr.buffers()[2], np.uint8)[lo:hi]
     word = _word_bytes(data)
-    starts, ends = _word_runs(word, offsets[1:-1] - lo)
-    count = len(starts)
+    edges = _word_runs(word, offsets[1:-1] - lo)
+    del word
+    count = len(edges) // 2
     # Words and the gaps between them as one Arrow array over the same buffer: even items are
     # the words.
     bounds = np.empty(2 * count + 1, np.int64)
-    bounds[0:-1:2] = starts + lo
-    bounds[1:-1:2] = ends + lo
+    np.add(edges, lo, out=bounds[:-1])
     bounds[-1] = hi
     spans = pa.LargeStringArray.from_buffers(2 * count, pa.py_buffer(bounds), arr.buffers()[2])
     hashes = _polars_strings(spans).hash(seed=seed).to_numpy()[::2].astype(np.uint64, copy=False)
     # Words per document from the document bounds (few) instead of a document per word.
-    counts = np.diff(np.searchsorted(starts, offsets - lo)).astype(np.int64)
+    counts = np.diff(np.searchsorted(edges[0::2], offsets - lo)).astype(np.int64)
     doc = np.repeat(np.arange(docs, dtype=np.int64), counts)
     return Words(doc, hashes, np.zeros(0, np.int64), counts)
 
@@ -297,4 +313,4 @@ def shingle_hashes(words: Words, n: int) -> tuple[np.ndarray, np.ndarray]:
             np.multiply(words.hashes[k : k + span], weights[k], out=scratch)
             combined += scratch
     inside = np.flatnonzero(words.doc[:span] == words.doc[n - 1 :])
-    return words.doc[inside], mix64(combined[inside])
+    return words.doc[inside], mix64_inplace(combined[inside])
