@@ -245,7 +245,7 @@ def _polars_strings(spans: pa.LargeStringArray) -> pl.Series:
     way (they are of the bytes); older pyarrow without the cast takes the plain path."""
     try:
         series = pl.from_arrow(spans.cast(pa.string_view()))
-    except (AttributeError, NotImplementedError, pa.ArrowException):
+    except (AttributeError, pa.ArrowException):  # no string_view, or no cast to it
         series = pl.from_arrow(spans)
     assert isinstance(series, pl.Series)
     return series
