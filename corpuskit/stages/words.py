@@ -75,9 +75,9 @@ def batch_words(
 
 
 def mix64_inplace(x: np.ndarray) -> np.ndarray:
-    """``mix64`` into ``x`` itself (a uint64 array the caller owns), with one scratch array
-    instead of six temporaries: each fresh temporary is page faults, which in a cold process
-    cost as much as the arithmetic."""
+    """splitmix64's finaliser into ``x`` itself (a uint64 array the caller owns), with one
+    scratch array instead of six temporaries: each fresh temporary is page faults, which in a
+    cold process cost as much as the arithmetic."""
     scratch = np.right_shift(x, np.uint64(30))
     with np.errstate(over="ignore"):
         x ^= scratch
@@ -91,13 +91,9 @@ def mix64_inplace(x: np.ndarray) -> np.ndarray:
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: spreads combined hashes over all 64 bits (wrapping arithmetic)."""
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * _MIX_1
-        x = x ^ (x >> np.uint64(27))
-        x = x * _MIX_2
-        return x ^ (x >> np.uint64(31))
+    """splitmix64's finaliser: spreads combined hashes over all 64 bits (wrapping arithmetic),
+    into a new array."""
+    return mix64_inplace(np.array(x, dtype=np.uint64))
 
 
 def ngram_hashes(words: Words, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
