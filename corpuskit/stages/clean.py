@@ -265,11 +265,12 @@ class Clean:
         for _ in range(4):
             if not pc.any(todo).as_py():
                 break
-            maybe = pc.fill_null(ftfy_candidates(pc.filter(out, todo)), False)
+            shaped = pc.filter(out, todo)
+            maybe = pc.fill_null(ftfy_candidates(shaped), False)
             todo = pc.replace_with_mask(todo, todo, maybe)
             if not pc.any(maybe).as_py():
                 break
-            shaped = pc.filter(out, todo)
+            shaped = pc.filter(shaped, maybe)
             repaired = self._repair(shaped)
             if not pc.any(pc.fill_null(pc.not_equal(shaped, repaired), False)).as_py():
                 break
